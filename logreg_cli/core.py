@@ -1,0 +1,378 @@
+"""The vectorized core: logistic (sigmoid) and softmax regression by gradient descent.
+
+numpy only; no files, no printing. Shapes: X is m x n (one image per row, float32),
+y holds m class indices, W is n x c and b has c entries, where c = 1 for two classes
+(one sigmoid, as in the classic exercise) and c = k for k > 2 classes (softmax).
+
+Binary:      z = X w + b,  a = sigmoid(z),  J = mean(-(y log a + (1-y) log(1-a)))
+Multiclass:  Z = X W + b,  A = softmax(Z),  J = mean(-log A[i, y_i])
+Both:        dZ = A - Y,   dW = X^T dZ / m (+ l2/m W),   db = mean(dZ)
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import LogregError, TrainingDiverged
+
+SCHEDULES = ("none", "inverse", "exponential", "sqrt", "linear")
+DEFAULT_DECAY_RATE = {"none": 1.0, "inverse": 1.0, "exponential": 0.95, "sqrt": 1.0, "linear": 1.0}
+
+# Gram-space K is built from column blocks of X converted to float64, this many bytes at a time.
+_GRAM_BLOCK_BYTES = 32 << 20
+
+
+# ---------------------------------------------------------------- activations and cost
+
+
+def sigmoid(z):
+    """1 / (1 + exp(-z)) without overflow: exp is only ever taken of -|z|."""
+    z = np.asarray(z)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def softmax(Z):
+    """Row-wise softmax of an m x k array; subtracting the row max keeps exp <= 1."""
+    e = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def log_softmax(Z):
+    """Row-wise log(softmax(Z)) computed as Z - logsumexp(Z), never log of a probability."""
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def probabilities(Z):
+    """m x c scores -> m x k class probabilities (k = 2 when c = 1)."""
+    if Z.shape[1] == 1:
+        a = sigmoid(Z[:, 0])
+        return np.column_stack([1.0 - a, a])
+    return softmax(Z)
+
+
+def cost_and_delta(Z, y, sample_weight=None):
+    """Mean cross-entropy of scores Z (m x c, float64) for labels y, and dJ/dZ * m.
+
+    Computed from Z itself: binary loss = logaddexp(0, z) - y z, softmax loss =
+    logsumexp(Z) - Z[y], so a confident mistake costs |z| instead of log(0).
+    Returns (cost, dZ) where dZ = A - Y (m x c), weighted per image if sample_weight.
+    """
+    m = Z.shape[0]
+    if Z.shape[1] == 1:
+        z = Z[:, 0]
+        target = (y == 1).astype(np.float64)
+        losses = np.logaddexp(0.0, z) - target * z
+        dZ = (sigmoid(z) - target)[:, None]
+    else:
+        log_p = log_softmax(Z)
+        rows = np.arange(m)
+        losses = -log_p[rows, y]
+        dZ = np.exp(log_p)
+        dZ[rows, y] -= 1.0
+    if sample_weight is not None:
+        losses = losses * sample_weight
+        dZ *= sample_weight[:, None]
+    return float(losses.mean()), dZ
+
+
+# ---------------------------------------------------------------- learning-rate schedules
+
+
+def learning_rate(schedule, lr0, epoch, epochs, decay_rate=None, decay_steps=1):
+    """The learning rate of epoch t (counted from 0) under one of SCHEDULES.
+
+    u = floor(t / decay_steps) makes a staircase when decay_steps > 1.
+    none: lr0;  inverse: lr0 / (1 + r u);  exponential: lr0 r^u;
+    sqrt: lr0 r / sqrt(u + 1);  linear: lr0 (1 - t / epochs) (ignores r and steps).
+    """
+    r = DEFAULT_DECAY_RATE[schedule] if decay_rate is None else decay_rate
+    u = epoch // decay_steps
+    if schedule == "none":
+        return lr0
+    if schedule == "inverse":
+        return lr0 / (1.0 + r * u)
+    if schedule == "exponential":
+        return lr0 * r**u
+    if schedule == "sqrt":
+        return lr0 * r / np.sqrt(u + 1.0)
+    if schedule == "linear":
+        return lr0 * (1.0 - epoch / epochs)
+    raise LogregError(f"unknown decay schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+
+
+# ---------------------------------------------------------------- training
+
+
+@dataclass
+class TrainConfig:
+    """Options of gradient descent. batch_size None means full batch."""
+
+    lr: float = 0.005
+    epochs: int = 2000
+    decay: str = "none"
+    decay_rate: float | None = None
+    decay_steps: int = 1
+    batch_size: int | None = None
+    l2: float = 0.0
+    seed: int = 0
+    method: str = "auto"  # "auto", "plain" or "gram" (full batch only)
+
+    def validate(self):
+        """Raise LogregError naming the first option that is out of range."""
+        if not (np.isfinite(self.lr) and self.lr > 0):
+            raise LogregError(f"--lr must be a positive number, got {self.lr:g}")
+        if self.epochs < 0:
+            raise LogregError(f"--epochs must be 0 or more, got {self.epochs}")
+        if self.decay not in SCHEDULES:
+            raise LogregError(f"--decay must be one of {', '.join(SCHEDULES)}, got {self.decay!r}")
+        if self.decay_rate is not None and not (np.isfinite(self.decay_rate) and self.decay_rate > 0):
+            raise LogregError(f"--decay-rate must be a positive number, got {self.decay_rate:g}")
+        if self.decay_steps < 1:
+            raise LogregError(f"--decay-steps must be 1 or more, got {self.decay_steps}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise LogregError(f"--batch-size must be 1 or more, got {self.batch_size}")
+        if not (np.isfinite(self.l2) and self.l2 >= 0):
+            raise LogregError(f"--l2 must be 0 or more, got {self.l2:g}")
+        if self.method not in ("auto", "plain", "gram"):
+            raise LogregError(f"unknown training method {self.method!r}")
+
+    def lr_at(self, epoch):
+        return learning_rate(self.decay, self.lr, epoch, self.epochs, self.decay_rate, self.decay_steps)
+
+
+@dataclass
+class EpochStats:
+    """Reported after each epoch: the cost over the training set *before* its update."""
+
+    epoch: int
+    lr: float
+    cost: float
+
+
+@dataclass
+class Fit:
+    """What training produced: W (n x c float32), b (c float32) and the per-epoch history."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    method: str
+    history: list = field(default_factory=list)
+    stopped_at: int | None = None  # epoch at which the callback asked to stop
+
+    @property
+    def final_cost(self):
+        return self.history[-1].cost if self.history else None
+
+
+def n_outputs(n_classes):
+    """Columns of W: one sigmoid for two classes, one softmax column per class otherwise."""
+    return 1 if n_classes == 2 else n_classes
+
+
+def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=None):
+    """Fit W and b to X (m x n float32) and labels y (m ints in [0, n_classes)).
+
+    init: optional (W0 n x c, b0 c) to start from; zeros otherwise, as in the exercise.
+    on_epoch(EpochStats) is called once per epoch; if it returns True training stops there.
+    Full batch runs in the m x m Gram space when that is cheaper (see choose_method).
+    """
+    config = config or TrainConfig()
+    config.validate()
+    m, n = X.shape
+    if X.dtype != np.float32:
+        raise LogregError(f"features must be float32, got {X.dtype}")
+    y = np.asarray(y, dtype=np.int64)
+    c = n_outputs(n_classes)
+    W0 = np.zeros((n, c)) if init is None else np.asarray(init[0], dtype=np.float64).reshape(n, c)
+    b0 = np.zeros(c) if init is None else np.asarray(init[1], dtype=np.float64).reshape(c)
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+
+    method = choose_method(m, n, c, config)
+    if method == "gram":
+        loop = _gram_descent
+    elif config.batch_size is None or config.batch_size >= m:
+        loop = _full_batch_descent
+    else:
+        loop = _minibatch_descent
+    fit = Fit(weights=None, bias=None, method=method)
+    W, b = loop(X, y, W0, b0, config, sample_weight, _recorder(fit, config, on_epoch))
+    fit.weights = W.astype(np.float32)
+    fit.bias = b.astype(np.float32)
+    if not (np.isfinite(fit.weights).all() and np.isfinite(fit.bias).all()):
+        raise TrainingDiverged(len(fit.history), config.lr_at(max(len(fit.history) - 1, 0)))
+    return fit
+
+
+def choose_method(m, n, c, config):
+    """'gram' when full batch and the m x m Gram space costs clearly fewer flops, else 'plain'.
+
+    Plain: 2 passes over X per epoch, ~4 m n c flops (float32).
+    Gram: building K once, ~m^2 n flops in float64 (counted twice), then ~4 m^2 c per epoch.
+    """
+    full_batch = config.batch_size is None or config.batch_size >= m
+    if config.method != "auto":
+        if config.method == "gram" and not full_batch:
+            raise LogregError("the Gram method needs full-batch training (no --batch-size)")
+        return config.method
+    if not full_batch or m >= n:
+        return "plain"
+    gram_flops = 2.0 * m * m * n + config.epochs * 8.0 * m * m * c
+    plain_flops = config.epochs * 4.0 * m * n * c
+    return "gram" if gram_flops < plain_flops else "plain"
+
+
+def _recorder(fit, config, on_epoch):
+    """Per-epoch bookkeeping shared by the loops: history, divergence, the stop request."""
+
+    def record(epoch, cost):
+        lr = config.lr_at(epoch)
+        if not np.isfinite(cost):
+            raise TrainingDiverged(epoch, lr)
+        stats = EpochStats(epoch, lr, cost)
+        fit.history.append(stats)
+        if on_epoch is not None and on_epoch(stats):
+            fit.stopped_at = epoch
+            return True
+        return False
+
+    return record
+
+
+def _l2_cost(l2, m, squared_norm):
+    return 0.5 * l2 / m * squared_norm
+
+
+def _full_batch_descent(X, y, W, b, config, sample_weight, record):
+    """Plain full-batch descent: per epoch one pass X W and one pass X^T dZ (float32).
+
+    W and b are kept in float64 (they are small), so rounding does not accumulate in them.
+    """
+    m = X.shape[0]
+    for epoch in range(config.epochs):
+        lr = config.lr_at(epoch)
+        Z = (X @ W.astype(np.float32)).astype(np.float64) + b
+        cost, dZ = cost_and_delta(Z, y, sample_weight)
+        cost += _l2_cost(config.l2, m, np.sum(W * W))
+        if record(epoch, cost):
+            break
+        grad_W = (X.T @ dZ.astype(np.float32)).astype(np.float64) / m + config.l2 / m * W
+        W -= lr * grad_W
+        b -= lr * dZ.mean(axis=0)
+    return W, b
+
+
+def _minibatch_descent(X, y, W, b, config, sample_weight, record):
+    """Mini-batch descent, batches reshuffled each epoch from config.seed.
+
+    The cost recorded for an epoch is over the whole training set before its first batch.
+    """
+    m = X.shape[0]
+    rng = np.random.default_rng(config.seed)
+    for epoch in range(config.epochs):
+        lr = config.lr_at(epoch)
+        Z = (X @ W.astype(np.float32)).astype(np.float64) + b
+        cost, _ = cost_and_delta(Z, y, sample_weight)
+        cost += _l2_cost(config.l2, m, np.sum(W * W))
+        if record(epoch, cost):
+            break
+        order = rng.permutation(m)
+        for start in range(0, m, config.batch_size):
+            rows = np.sort(order[start : start + config.batch_size])
+            X_batch = X[rows]
+            weights = None if sample_weight is None else sample_weight[rows]
+            Z = (X_batch @ W.astype(np.float32)).astype(np.float64) + b
+            _, dZ = cost_and_delta(Z, y[rows], weights)
+            grad_W = (X_batch.T @ dZ.astype(np.float32)).astype(np.float64) / len(rows)
+            W -= lr * (grad_W + config.l2 / m * W)
+            b -= lr * dZ.mean(axis=0)
+    return W, b
+
+
+def gram_matrix(X):
+    """K = X X^T (m x m, float64), accumulated over float64 column blocks of X (m x n)."""
+    m, n = X.shape
+    K = np.zeros((m, m))
+    width = max(1, _GRAM_BLOCK_BYTES // (8 * max(m, 1)))
+    for start in range(0, n, width):
+        block = X[:, start : start + width].astype(np.float64)
+        K += block @ block.T
+    return K
+
+
+def _gram_descent(X, y, W0, b, config, sample_weight, record):
+    """Full-batch descent in the Gram space: the same iterates as _full_batch_descent.
+
+    Every update adds X^T (something) to W, so W_t = s_t W0 + X^T alpha_t, with s_t the
+    product of the L2 shrink factors. Then Z = s X W0 + K alpha + b and
+    |W|^2 = s^2 |W0|^2 + 2 s <X W0, alpha> + <alpha, K alpha>: O(m^2 c) per epoch.
+    """
+    m = X.shape[0]
+    K = gram_matrix(X)
+    Z0 = (X @ W0.astype(np.float32)).astype(np.float64)
+    W0_norm = np.sum(W0 * W0)
+    alpha = np.zeros((m, W0.shape[1]))
+    s = 1.0
+    for epoch in range(config.epochs):
+        lr = config.lr_at(epoch)
+        K_alpha = K @ alpha
+        Z = s * Z0 + K_alpha + b
+        cost, dZ = cost_and_delta(Z, y, sample_weight)
+        if config.l2:
+            norm = s * s * W0_norm + 2 * s * np.sum(Z0 * alpha) + np.sum(alpha * K_alpha)
+            cost += _l2_cost(config.l2, m, norm)
+        if record(epoch, cost):
+            break
+        shrink = 1.0 - lr * config.l2 / m
+        s *= shrink
+        alpha *= shrink
+        alpha -= lr / m * dZ
+        b -= lr * dZ.mean(axis=0)
+    W = s * W0 + (X.T @ alpha.astype(np.float32)).astype(np.float64)
+    return W, b
+
+
+# ---------------------------------------------------------------- features and prediction
+
+
+def scale_pixels(X_uint8, mean=None, scale=None, out=None):
+    """uint8 pixels (m x n) -> float32 features, /255 or (x - mean) / scale per feature.
+
+    Converts without a float64 or second full-size copy: numpy casts in small buffers.
+    """
+    if out is None:
+        out = np.empty(X_uint8.shape, dtype=np.float32)
+    if mean is None:
+        np.divide(X_uint8, np.float32(255.0), out=out, dtype=np.float32)
+    else:
+        np.subtract(X_uint8, mean.astype(np.float32), out=out, dtype=np.float32)
+        out /= scale.astype(np.float32)
+    return out
+
+
+def standardizer(X_uint8, block_rows=4096):
+    """Per-feature mean and scale (std, 1 where a feature never varies) of m x n uint8 rows."""
+    m, n = X_uint8.shape
+    total = np.zeros(n)
+    total_sq = np.zeros(n)
+    for start in range(0, m, block_rows):
+        block = X_uint8[start : start + block_rows].astype(np.float32)
+        total += block.sum(axis=0, dtype=np.float64)
+        total_sq += np.square(block).sum(axis=0, dtype=np.float64)
+    mean = total / m
+    var = np.maximum(total_sq / m - mean * mean, 0.0)
+    std = np.sqrt(var)
+    std[std < 1e-6] = 1.0
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def scores(X, W, b):
+    """Z = X W + b: m x c float64 scores of float32 features X (m x n)."""
+    return (X @ W).astype(np.float64) + b
+
+
+def predict_proba(X, W, b):
+    """m x k class probabilities of float32 features X (m x n)."""
+    return probabilities(scores(X, W, b))
