@@ -185,8 +185,9 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
         raise LogregError(f"features must be float32, got {X.dtype}")
     y = np.asarray(y, dtype=np.int64)
     c = n_outputs(n_classes)
-    W0 = np.zeros((n, c)) if init is None else np.asarray(init[0], dtype=np.float64).reshape(n, c)
-    b0 = np.zeros(c) if init is None else np.asarray(init[1], dtype=np.float64).reshape(c)
+    # np.array copies: the loops update W0 and b0 in place, the caller's init must not change.
+    W0 = np.zeros((n, c)) if init is None else np.array(init[0], dtype=np.float64).reshape(n, c)
+    b0 = np.zeros(c) if init is None else np.array(init[1], dtype=np.float64).reshape(c)
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight, dtype=np.float64)
 
