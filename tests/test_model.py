@@ -9,7 +9,7 @@ import pytest
 
 from logreg_cli import model as model_module
 from logreg_cli.dataset import Dataset, save_features
-from logreg_cli.errors import ModelFileError
+from logreg_cli.errors import LogregError, ModelFileError
 from logreg_cli.model import FORMAT_VERSION, Model, load_model, save_model
 
 SIZE = (4, 3)  # width x height, not square so a swapped H/W shows up
@@ -123,11 +123,19 @@ def test_failed_save_keeps_the_old_file_and_leaves_no_temp_file(tmp_path, monkey
         raise OSError("No space left on device")
 
     monkeypatch.setattr(np, "savez", savez_that_fails_midway)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(LogregError, match="No space left") as caught:
         save_model(make_model(seed=1), path)
+    assert str(path) in str(caught.value)
 
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+
+
+def test_save_into_a_missing_folder_is_a_user_error(tmp_path):
+    path = tmp_path / "no-such-folder" / "model.npz"
+    with pytest.raises(LogregError, match="cannot write") as caught:
+        save_model(make_model(), path)
+    assert str(path) in str(caught.value)
 
 
 # ---------------------------------------------------------------- bad files
