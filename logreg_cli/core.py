@@ -199,7 +199,10 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     else:
         loop = _minibatch_descent
     fit = Fit(weights=None, bias=None, method=method)
-    W, b = loop(X, y, W0, b0, config, sample_weight, _recorder(fit, config, on_epoch))
+    # Overflow only happens when training diverges, which the finite-cost check reports in
+    # one line; numpy's own warnings would add noise lines before it.
+    with np.errstate(over="ignore", invalid="ignore"):
+        W, b = loop(X, y, W0, b0, config, sample_weight, _recorder(fit, config, on_epoch))
     fit.weights = W.astype(np.float32)
     fit.bias = b.astype(np.float32)
     if not (np.isfinite(fit.weights).all() and np.isfinite(fit.bias).all()):
