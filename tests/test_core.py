@@ -250,7 +250,7 @@ def test_divergence_names_the_epoch_and_suggests_smaller_lr(method):
     X, y = tiny_problem(4, 6, 2, seed=9)
     config = core.TrainConfig(lr=10.0, epochs=500, l2=100.0, method=method)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # the overflow itself is expected
+        warnings.simplefilter("error")  # the error is the one message: no overflow warnings
         with pytest.raises(TrainingDiverged) as caught:
             core.train(X.astype(np.float32), y, 2, config)
     message = str(caught.value)
