@@ -317,3 +317,15 @@ def test_train_leaves_the_callers_init_unchanged(method):
                init=(W0, b0))
     np.testing.assert_array_equal(W0, np.full((8, 1), 0.1))
     np.testing.assert_array_equal(b0, np.full(1, 0.2))
+
+
+@pytest.mark.parametrize("method", ["plain", "gram"])
+def test_weights_too_large_for_float32_scores_are_divergence(method):
+    """An absurd lr keeps the float64 Gram iterates finite, but the float32 model overflows."""
+    X = np.random.default_rng(10).uniform(0, 1, size=(6, 400)).astype(np.float32)
+    y = np.arange(6) % 3
+    config = core.TrainConfig(lr=1e38, epochs=5, method=method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TrainingDiverged, match="smaller --lr"):
+            core.train(X, y, 3, config)
