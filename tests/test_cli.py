@@ -242,14 +242,22 @@ def test_train_missing_folder(tmp_path):
     assert_user_error(run("train", missing, "-m", tmp_path / "m.npz"), missing)
 
 
-def test_train_empty_folder(tmp_path):
+@pytest.mark.parametrize("with_class_folders", [False, True], ids=["bare", "empty-classes"])
+def test_train_empty_folder(tmp_path, with_class_folders):
     empty = tmp_path / "empty"
     empty.mkdir()
+    if with_class_folders:
+        (empty / "a").mkdir()
+        (empty / "b").mkdir()
+        (empty / "b" / "notes.txt").write_text("not an image")
     assert_user_error(run("train", empty, "-m", tmp_path / "m.npz"), empty, "0 images")
 
 
-def test_train_single_class(tmp_path, make_image_folder):
+@pytest.mark.parametrize("empty_second_class", [False, True], ids=["one-folder", "other-empty"])
+def test_train_single_class(tmp_path, make_image_folder, empty_second_class):
     folder = make_image_folder({"only": 3})
+    if empty_second_class:
+        (folder / "zzz").mkdir()
     line = assert_user_error(run("train", folder, "-m", tmp_path / "m.npz", "--size", "8x8"),
                              folder, "only")
     assert not (tmp_path / "m.npz").exists()
