@@ -376,3 +376,40 @@ def test_model_file_is_a_zip_not_a_model(tmp_path, test_folder):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("readme.txt", "hi")
     assert_user_error(run("predict", test_folder / "a" / "000.png", "-m", path), path)
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"y": np.array([0] * 6 + [1] * 6 + [2] * 5 + [7])}, ["y"]),
+        ({"y": np.array([-1] + [0] * 5 + [1] * 6 + [2] * 6)}, ["y"]),
+        ({"y": np.array([0.0] * 6 + [1.0] * 6 + [2.0] * 6)}, ["y"]),
+        ({"size": np.array([8])}, ["size"]),
+        ({"size": np.array([0, 8])}, ["size"]),
+        ({"classes": np.array([1, 2, 3])}, ["classes"]),
+        ({"X": np.zeros((18, 10), np.uint8)}, ["X"]),
+        ({"X": np.zeros((18, 192), np.float32)}, ["X"]),
+        ({"paths": None}, ["paths"]),
+    ],
+    ids=["y-too-big", "y-negative", "y-float", "size-1", "size-0", "int-classes", "X-width",
+         "X-float", "no-paths"],
+)
+def test_train_rejects_bad_feature_files(tmp_path, three_classes, change, words):
+    features = tmp_path / "features.npz"
+    assert run("flatten", three_classes, "-o", features, "--size", "8x8", "-q").exit_code == 0
+    with np.load(features, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    arrays.update(change)
+    np.savez(features, **{key: value for key, value in arrays.items() if value is not None})
+    assert_user_error(run("train", features, "-m", tmp_path / "m.npz", "-q", *TRAIN),
+                      features, *words)
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_train_rejects_a_model_given_as_data(tmp_path, trained):
+    assert_user_error(run("train", trained, "-m", tmp_path / "new.npz", "-q"), trained, "model")
+
+
+def test_train_rejects_a_single_image_as_data(tmp_path, three_classes):
+    image = three_classes / "a" / "000.png"
+    assert_user_error(run("train", image, "-m", tmp_path / "m.npz", "-q"), image)
