@@ -102,6 +102,7 @@ def test_model_defaults_to_model_npz_in_the_current_folder(tmp_path, three_class
     assert load_model(tmp_path / "model.npz").classes == ["a", "b", "c"]
     image = three_classes / "b" / "000.png"
     assert run("predict", image).stdout.split("\t")[1] == "b"
+    assert json.loads(run("inspect", "--format", "json").stdout)["model"] == "model.npz"
 
 
 def test_model_from_environment(tmp_path, three_classes, monkeypatch):
@@ -170,6 +171,33 @@ def test_predict_prints_path_label_probability(trained, test_folder):
         assert 1 / 3 < float(probability) <= 1.0
 
 
+def test_predict_reads_paths_from_stdin(trained, test_folder):
+    images = [test_folder / "b" / "002.png", test_folder / "a" / "000.png"]
+    stdin = "".join(f"{image}\n" for image in images)
+    result = run("predict", "-", "-m", trained, input=stdin)
+    assert result.exit_code == 0, result.stderr
+    assert [line.split("\t")[:2] for line in result.stdout.splitlines()] == [
+        [str(images[0]), "b"], [str(images[1]), "a"]]
+
+
+def test_predict_jsonl_carries_every_probability(trained, test_folder):
+    image = test_folder / "c" / "000.png"
+    result = run("predict", image, "-m", trained, "--format", "jsonl")
+    record = json.loads(result.stdout)
+    assert record["path"] == str(image) and record["label"] == "c"
+    assert set(record["probabilities"]) == {"a", "b", "c"}
+    assert sum(record["probabilities"].values()) == pytest.approx(1.0)
+    assert record["probability"] == max(record["probabilities"].values())
+
+
+def test_predict_csv_has_a_header(trained, test_folder):
+    images = [test_folder / "a" / "000.png", test_folder / "b" / "000.png"]
+    rows = list(csv.reader(run("predict", *images, "-m", trained, "--format", "csv")
+                           .stdout.splitlines()))
+    assert rows[0] == ["path", "label", "probability"]
+    assert [row[:2] for row in rows[1:]] == [[str(images[0]), "a"], [str(images[1]), "b"]]
+
+
 def test_predict_names_unreadable_files_and_goes_on(tmp_path, trained, test_folder):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
@@ -226,6 +254,21 @@ def test_flatten_writes_plain_npz_that_train_accepts(tmp_path, three_classes):
     assert run("train", three_classes, "-m", from_folder, "-q", *TRAIN).exit_code == 0
     np.testing.assert_array_equal(load_model(from_features).weights, load_model(from_folder).weights)
     assert load_model(from_features).classes == ["a", "b", "c"]
+
+
+def test_python_dash_m_runs_the_cli(tmp_path):
+    """The real entry point: --version, and a bad input that is one line, exit 2."""
+    import subprocess
+    import sys
+
+    version = subprocess.run([sys.executable, "-m", "logreg_cli", "--version"],
+                             capture_output=True, text=True)
+    assert version.returncode == 0 and __version__ in version.stdout
+    missing = tmp_path / "nowhere"
+    bad = subprocess.run([sys.executable, "-m", "logreg_cli", "train", str(missing)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.splitlines() == [f"Error: {missing}: no such file or folder"]
 
 
 def test_version():
