@@ -5,6 +5,9 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from logreg_cli import core
 from logreg_cli.errors import LogregError, TrainingDiverged
@@ -128,6 +131,27 @@ def test_cost_is_finite_and_exact_at_extremes(Z, y, expected):
     assert cost == pytest.approx(expected, abs=1e-9)
 
 
+finite_scores = arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 4)),
+                       elements=st.floats(-1e4, 1e4))
+
+
+@settings(max_examples=60, deadline=None)
+@given(Z=finite_scores, data=st.data())
+def test_cost_and_delta_are_finite_and_bounded_for_any_scores(Z, data):
+    k = 2 if Z.shape[1] == 1 else Z.shape[1]
+    y = np.array(data.draw(st.lists(st.integers(0, k - 1), min_size=len(Z), max_size=len(Z))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cost, dZ = core.cost_and_delta(Z, y)
+        proba = core.probabilities(Z)
+    assert np.isfinite(cost) and cost >= 0
+    assert np.all(np.abs(dZ) <= 1.0)
+    assert np.all((proba >= 0) & (proba <= 1))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # each loss is logsumexp(Z) - Z[y] <= 2 max|Z| + log k: no overflow garbage
+    assert cost <= np.max(np.abs(Z)) * 2 + np.log(k) + 1e-9
+
+
 def test_binary_cost_equals_naive_formula_where_safe():
     rng = np.random.default_rng(4)
     z = rng.uniform(-6, 6, size=50)
@@ -155,8 +179,9 @@ def test_softmax_cost_equals_naive_formula_where_safe():
 
 def test_inverse_decay_course_values():
     assert core.learning_rate("inverse", 0.5, 2, 100, decay_rate=1, decay_steps=1) == pytest.approx(0.5 / 3)
+    assert core.learning_rate("inverse", 0.5, 2, 100) == pytest.approx(0.1667, abs=1e-4)
     assert core.learning_rate("inverse", 0.5, 100, 1000, 0.3, 100) == pytest.approx(0.5 / 1.3)
-    assert 0.5 / 1.3 == pytest.approx(0.3846, abs=1e-4)
+    assert core.learning_rate("inverse", 0.5, 100, 1000, 0.3, 100) == pytest.approx(0.3846, abs=1e-4)
 
 
 def test_inverse_decay_staircase_holds_between_steps():
