@@ -185,8 +185,9 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
         raise LogregError(f"features must be float32, got {X.dtype}")
     y = np.asarray(y, dtype=np.int64)
     c = n_outputs(n_classes)
-    W0 = np.zeros((n, c)) if init is None else np.asarray(init[0], dtype=np.float64).reshape(n, c)
-    b0 = np.zeros(c) if init is None else np.asarray(init[1], dtype=np.float64).reshape(c)
+    # np.array copies: the loops update W0 and b0 in place, the caller's init must not change.
+    W0 = np.zeros((n, c)) if init is None else np.array(init[0], dtype=np.float64).reshape(n, c)
+    b0 = np.zeros(c) if init is None else np.array(init[1], dtype=np.float64).reshape(c)
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight, dtype=np.float64)
 
@@ -198,12 +199,26 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     else:
         loop = _minibatch_descent
     fit = Fit(weights=None, bias=None, method=method)
-    W, b = loop(X, y, W0, b0, config, sample_weight, _recorder(fit, config, on_epoch))
+    # Overflow only happens when training diverges, which the finite-cost check reports in
+    # one line; numpy's own warnings would add noise lines before it.
+    with np.errstate(over="ignore", invalid="ignore"):
+        W, b = loop(X, y, W0, b0, config, sample_weight, _recorder(fit, config, on_epoch))
     fit.weights = W.astype(np.float32)
     fit.bias = b.astype(np.float32)
-    if not (np.isfinite(fit.weights).all() and np.isfinite(fit.bias).all()):
+    if not _finite_scores(X, fit.weights, fit.bias):
         raise TrainingDiverged(len(fit.history), config.lr_at(max(len(fit.history) - 1, 0)))
     return fit
+
+
+def _finite_scores(X, W, b):
+    """True when W, b and the float32 scores X W + b are finite.
+
+    The float64 iterates (Gram space) can stay finite while the float32 model overflows.
+    """
+    if not (np.isfinite(W).all() and np.isfinite(b).all()):
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(X @ W + b).all())
 
 
 def choose_method(m, n, c, config):

@@ -159,8 +159,15 @@ def load_features(path, classes=None):
             arrays = {key: archive[key] for key in FEATURE_KEYS}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise ModelFileError(f"{path}: not a readable feature file ({error})") from None
-    height, width = (int(v) for v in arrays["size"])
-    X, y = arrays["X"], arrays["y"]
+    size, y, names = arrays["size"], arrays["y"], arrays["classes"]
+    if size.shape != (2,) or size.dtype.kind not in "iu" or (size < 1).any():
+        raise ModelFileError(f"{path}: size must be two positive integers, got {size.tolist()}")
+    if names.ndim != 1 or names.dtype.kind != "U":
+        raise ModelFileError(f"{path}: classes must be a list of names")
+    if y.ndim != 1 or y.dtype.kind not in "iu" or (len(y) and not 0 <= y.min() <= y.max() < len(names)):
+        raise ModelFileError(f"{path}: y must hold class indices from 0 to {len(names) - 1}")
+    height, width = (int(v) for v in size)
+    X = arrays["X"]
     if X.dtype != np.uint8 or X.ndim != 2 or X.shape[1] != height * width * 3 or len(y) != len(X):
         raise ModelFileError(f"{path}: X must be m x {height * width * 3} uint8 with m labels")
     file_classes = arrays["classes"].tolist()
