@@ -246,75 +246,82 @@ def write_history(path, history):
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
 @model_option
+@click.option("-0", "--null", "nul_separated", is_flag=True,
+              help="Paths on stdin are NUL-separated (find -print0), not one per line.")
 @click.option("--format", "output_format", type=click.Choice(["tsv", "csv", "jsonl"]),
               default="tsv", show_default=True, help="Output format (one line per image).")
+@click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Print the K most probable classes (label, probability pairs).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Binary models: the positive (second) class when its probability >= T.")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=None,
+              help="Print 'unknown' as the label when its probability is below P.")
+@click.option("--no-path", is_flag=True, help="Leave the path out (handy for one image).")
+@click.option("--all-probabilities", is_flag=True,
+              help="tsv/csv: add every class's probability (columns p_<class>).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Note on stderr images whose size or aspect is far from the model's.")
 @jobs_option
-def predict(inputs, model_path, output_format, jobs):
-    """Classify images: files, folders (walked), or - to read paths from stdin.
+def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, min_confidence,
+            no_path, all_probabilities, verbose, jobs):
+    """Classify images: files, folders (walked), feature files, or - for stdin.
 
-    Prints one line per image on stdout: path, label and the probability of that label.
-    Unreadable files are named on stderr and the rest go on (exit code 1).
+    On stdin, - reads one image's bytes (curl ... | logreg predict -) or else paths, one
+    per line (-0: NUL-separated). Prints one line per image on stdout as soon as it is
+    known, in input order: path, label and the probability of that label. Unreadable
+    files are named on stderr and the rest go on (exit code 1).
 
     \b
     Example:
-        logreg predict img.png                     # img.png<TAB>cat<TAB>0.93
-        find shots -name '*.jpg' | logreg predict - --format jsonl
+        logreg predict img.png                     # img.png<TAB>cat<TAB>0.930000
+        find shots -name '*.jpg' -print0 | logreg predict -0 - --format jsonl
     """
-    from .images import iter_images
+    from .images import default_jobs
     from .model import load_model
+    from .predicting import (PredictionWriter, check_feature_size, check_threshold, decide,
+                             decode_in_order, expand_inputs, size_note)
 
     model = load_model(model_path)
+    check_threshold(threshold, model.classes, top_k)
+    writer = PredictionWriter(output_format, model.classes, top_k=top_k, with_path=not no_path,
+                              all_probabilities=all_probabilities)
+    stdout = click.get_binary_stream("stdout")
+    items = expand_inputs(inputs, click.get_binary_stream("stdin"), nul_separated)
     failed = 0
-    writer = PredictionWriter(output_format, model.classes)
-    for path, row, error in iter_images(expand_inputs(inputs), model.size, jobs):
-        if error is not None:
-            failed += 1
-            click.echo(f"Error: {error}", err=True)
-            continue
-        proba = model.predict_proba(row[None, :])[0]
-        click.echo(writer.line(path, proba), nl=False)
-        sys.stdout.flush()
+    try:
+        for decoded in decode_in_order(items, model.size, jobs or default_jobs(),
+                                       on_wait=stdout.flush):
+            decoded = check_feature_size(decoded, model)
+            if decoded.error is not None:
+                failed += 1
+                stdout.flush()
+                click.echo(f"Error: {decoded.error}", err=True)
+                continue
+            note = size_note(decoded.original_size, model.size) if verbose else None
+            if note:
+                click.echo(f"Note: {decoded.name}: {note}", err=True)
+            proba = model.predict_proba(decoded.row[None, :])[0]
+            decision = decide(proba, model.classes, threshold, min_confidence, top_k)
+            stdout.write(writer.line(decoded.name, proba, decision).encode("utf-8", "surrogateescape"))
+        stdout.flush()
+    except BrokenPipeError:
+        quiet_broken_pipe()
     return 1 if failed else 0
 
 
-def expand_inputs(inputs):
-    """Paths from arguments: files as given, folders walked, '-' = one path per stdin line."""
-    from .dataset import image_files
+def quiet_broken_pipe():
+    """The reader of stdout went away (| head -1): end quietly, as the Python docs advise.
 
-    for item in inputs:
-        if item == "-":
-            for line in click.get_text_stream("stdin"):
-                if line.strip():
-                    yield line.rstrip("\r\n")
-        elif Path(item).is_dir():
-            yield from (str(path) for path in image_files(item))
-        else:
-            yield item
+    stdout is pointed at /dev/null so that the flush at exit does not raise again.
+    """
+    import os
 
-
-class PredictionWriter:
-    """Formats one prediction per line as tsv, csv (with a header) or jsonl."""
-
-    def __init__(self, output_format, classes):
-        self.format = output_format
-        self.classes = classes
-        self.header_pending = output_format == "csv"
-
-    def line(self, path, proba):
-        best = int(proba.argmax())
-        label, probability = self.classes[best], float(proba[best])
-        if self.format == "jsonl":
-            return json.dumps({"path": str(path), "label": label, "probability": probability,
-                               "probabilities": dict(zip(self.classes, map(float, proba)))}) + "\n"
-        if self.format == "tsv":
-            return f"{path}\t{label}\t{probability:.6f}\n"
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        if self.header_pending:
-            writer.writerow(["path", "label", "probability"])
-            self.header_pending = False
-        writer.writerow([str(path), label, f"{probability:.6f}"])
-        return buffer.getvalue()
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
+    sys.exit(1)
 
 
 # ---------------------------------------------------------------- evaluate
