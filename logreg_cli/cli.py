@@ -285,8 +285,8 @@ def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, 
     check_threshold(threshold, model.classes, top_k)
     writer = PredictionWriter(output_format, model.classes, top_k=top_k, with_path=not no_path,
                               all_probabilities=all_probabilities)
-    stdout = click.get_binary_stream("stdout")
-    items = expand_inputs(inputs, click.get_binary_stream("stdin"), nul_separated)
+    stdout = sys.stdout.buffer
+    items = expand_inputs(inputs, sys.stdin.buffer, nul_separated)
     failed = 0
     try:
         for decoded in decode_in_order(items, model.size, jobs or default_jobs(),

@@ -72,31 +72,40 @@ def sniff(head):
     return verdict
 
 
-def _read_some(stream):
-    """What one read of a binary stream gives now (b'' at the end), without waiting to fill."""
-    read = getattr(stream, "read1", None) or stream.read
-    return read(CHUNK_BYTES)
+def chunk_reader(stream):
+    """A function giving what one read of a binary stream returns now (b'' at its end).
+
+    A real file or pipe is read with os.read on its descriptor: no buffer lock is held
+    while waiting, so the interpreter can exit while the reader thread waits on a pipe.
+    """
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        read = getattr(stream, "read1", None) or stream.read
+        return lambda: read(CHUNK_BYTES)
+    return lambda: os.read(descriptor, CHUNK_BYTES)
 
 
 def stdin_inputs(stream, nul_separated=False):
     """Items of a binary stdin: ("-", file object of the image's bytes) when it holds an
     image, else each path (str), yielded as soon as its separator (newline or NUL) arrives."""
+    read_some = chunk_reader(stream)
     head = b""
     while sniff(head) == "maybe":
-        more = _read_some(stream)
+        more = read_some()
         if not more:
             break
         head += more
     if head and sniff(head) == "image":
-        image = io.BytesIO(head + stream.read())
+        image = io.BytesIO(b"".join([head, *iter(read_some, b"")]))
         image.name = STDIN
         yield STDIN, image
         return
-    yield from (path for path in split_records(head, stream, nul_separated))
+    yield from split_records(head, read_some, nul_separated)
 
 
-def split_records(head, stream, nul_separated):
-    """Paths separated by NUL or newline, from head then the stream, each one as it completes.
+def split_records(head, read_some, nul_separated):
+    """Paths separated by NUL or newline, from head then read_some(), each as it completes.
 
     Bytes become str with os.fsdecode, so any file name round-trips; lines lose a trailing
     CR; empty records are skipped.
@@ -109,7 +118,7 @@ def split_records(head, stream, nul_separated):
             path = _clean(record, nul_separated)
             if path:
                 yield path
-        more = _read_some(stream)
+        more = read_some()
         if not more:
             break
         pending += more
