@@ -331,25 +331,31 @@ def quiet_broken_pipe():
 @click.argument("data", type=click.Path(path_type=Path))
 @model_option
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Report format.")
+              show_default=True, help="Report format (the JSON keys are listed in the README).")
+@click.option("--misclassified", type=click.IntRange(min=0), default=0, metavar="N",
+              help="List the N most confidently wrong images (path, true, predicted, probability).")
 @jobs_option
 @strict_option
 @quiet_option
-def evaluate(data, model_path, output_format, jobs, strict, quiet):
+def evaluate(data, model_path, output_format, misclassified, jobs, strict, quiet):
     """Score a model on labelled DATA (class folders or a feature file).
 
-    Reports accuracy, log-loss, the confusion matrix and per-class precision, recall, F1.
+    Reports accuracy, log-loss, per-class precision, recall, F1 and support, and the
+    confusion matrix; for a binary model also ROC AUC and the threshold on the positive
+    class's probability that maximises F1 on this data (use it with predict --threshold).
 
     \b
     Example:
         logreg evaluate images/test --format json | jq .accuracy
+        logreg evaluate images/test --misclassified 5
     """
     from .metrics import report
     from .model import load_model
 
     model = load_model(model_path)
     dataset = load_dataset(data, model.size, quiet, strict, jobs, classes=model.classes)
-    result = report(dataset.y, model.predict_proba(dataset.X), model.classes)
+    result = report(dataset.y, model.predict_proba(dataset.X), model.classes,
+                    paths=dataset.paths, misclassified=misclassified)
     if output_format == "json":
         click.echo(json.dumps(result, indent=2))
     else:
@@ -363,9 +369,10 @@ def format_report(result):
     lines = [
         f"accuracy  {100 * result['accuracy']:.2f} % ({result['correct']}/{result['images']})",
         f"log-loss  {result['log_loss']:.6f}",
-        "",
-        f"{'class':<{width}}  precision  recall     f1  support",
     ]
+    if "roc_auc" in result:
+        lines += format_binary_figures(result)
+    lines += ["", f"{'class':<{width}}  precision  recall     f1  support"]
     for name in classes:
         row = result["per_class"][name]
         lines.append(f"{name:<{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  "
@@ -375,7 +382,25 @@ def format_report(result):
               " " * width + "  " + "  ".join(f"{name:>{cell}}" for name in classes)]
     for name, counts in zip(classes, result["confusion_matrix"]):
         lines.append(f"{name:<{width}}  " + "  ".join(f"{count:>{cell}}" for count in counts))
+    if "misclassified" in result:
+        lines += ["", f"most confidently wrong ({len(result['misclassified'])})",
+                  "path\ttrue\tpredicted\tprobability"]
+        lines += [f"{m['path']}\t{m['true']}\t{m['predicted']}\t{m['probability']:.6f}"
+                  for m in result["misclassified"]]
     return "\n".join(lines)
+
+
+def format_binary_figures(result):
+    """ROC AUC and the best-F1 threshold lines of a binary model's report."""
+    auc, best = result["roc_auc"], result["best_threshold"]
+    positive = result["positive_class"]
+    lines = [f"ROC AUC   {'n/a (needs both classes)' if auc is None else f'{auc:.6f}'}"
+             f"  (positive class: {positive})"]
+    if best is not None:
+        lines.append(f"best F1   {best['f1']:.6f} at threshold {best['threshold']:.6f} "
+                     f"(P({positive}) >= threshold; precision {best['precision']:.3f}, "
+                     f"recall {best['recall']:.3f})")
+    return lines
 
 
 # ---------------------------------------------------------------- inspect
