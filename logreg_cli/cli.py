@@ -411,44 +411,94 @@ def format_binary_figures(result):
                 envvar="LOGREG_MODEL", default="model.npz")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Output format.")
-def inspect(model_path, output_format):
-    """Show a model's classes, image size, training options and final cost.
+@click.option("--weights-png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Draw each class's weights as an H x W x 3 picture in this PNG.")
+def inspect(model_path, output_format, weights_png):
+    """Show a model's classes, image size, scaling, training options, epochs, final and
+    best costs, validation figures and file format version.
 
-    MODEL defaults to model.npz, or $LOGREG_MODEL.
+    MODEL defaults to model.npz, or $LOGREG_MODEL. --weights-png draws what the linear
+    model "looks for": one tile per class (a binary model has one weight vector, that of
+    its positive class; the other class's is its negative), the weights as RGB with grey
+    = 0 above, and their sum over R, G, B on a red (+) / blue (-) scale below, with the
+    class names under the tiles.
 
     \b
     Example:
         logreg inspect cats.npz --format json | jq .options
+        logreg inspect cats.npz --weights-png weights.png
     """
-    from .model import FORMAT_VERSION, load_model, size_text
+    from .explaining import model_summary, summary_lines, weight_captions
+    from .model import load_model
 
     model = load_model(model_path)
-    meta = model.metadata
-    summary = {
-        "model": str(model_path),
-        "format_version": FORMAT_VERSION,
-        "classes": model.classes,
-        "size": size_text(model.size),
-        "features": model.n_features,
-        "scaling": model.scaling,
-        "options": meta.get("options", {}),
-        "data": meta.get("data", {}),
-        "method": meta.get("method"),
-        "epochs_run": meta.get("epochs_run"),
-        "final_cost": meta.get("final_cost"),
-        "train_accuracy": meta.get("train_accuracy"),
-    }
+    summary = model_summary(model, model_path)
     if output_format == "json":
         click.echo(json.dumps(summary, indent=2))
-        return
-    for key in ("model", "format_version", "classes", "size", "features", "scaling", "method",
-                "epochs_run", "final_cost", "train_accuracy"):
-        value = summary[key]
-        if key == "classes":
-            value = ", ".join(value)
-        click.echo(f"{key:<15} {value}")
-    for key, value in summary["options"].items():
-        click.echo(f"{'option ' + key:<15} {value}")
+    else:
+        click.echo("\n".join(summary_lines(summary)))
+    if weights_png is not None:
+        from .plots import save_png, weights_picture
+
+        picture = weights_picture(model.weights, weight_captions(model), model.size)
+        width, height = save_png(picture, weights_png)
+        tiles = model.weights.shape[1]
+        what = ("1 tile: the positive class's weights" if tiles == 1
+                else f"{tiles} tiles, one per class")
+        say(f"wrote {weights_png} ({width}x{height} px, {what})")
+
+
+# ---------------------------------------------------------------- explain
+
+
+@cli.command()
+@click.argument("image")
+@model_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the heat map of contributions over the image to this PNG.")
+@click.option("--class", "class_name", default=None,
+              help="Class whose score to explain (multiclass; default: the predicted one).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+def explain(image, model_path, output, class_name, output_format):
+    """Show how each pixel of IMAGE moves the model's score z.
+
+    For a logistic regression this explanation is exact, not an estimate: z = w.x + b,
+    so each pixel's contribution is w*x summed over its R, G, B channels (x as the model
+    sees it: pixel/255, or standardized), and the contributions plus b add up to z.
+    Prints z, b, the sum of the contributions, the probability and the strongest pixels;
+    -o draws the contributions as a heat map over the image (red raises z, blue lowers
+    it). A binary model has one score, that of its positive class. IMAGE may be - for
+    image bytes on stdin.
+
+    \b
+    Example:
+        logreg explain photo.jpg -o heat.png
+    """
+    from .explaining import explain as explain_image, explanation_lines, output_column
+    from .images import load_image
+    from .model import load_model
+
+    model = load_model(model_path)
+    if class_name is not None:
+        output_column(model, class_name)  # an unknown class is reported before any decoding
+    source = image
+    if image == "-":
+        source = io.BytesIO(sys.stdin.buffer.read())
+        source.name = "-"
+    result = explain_image(model, load_image(source, model.size), image, class_name)
+    if output_format == "json":
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        click.echo("\n".join(explanation_lines(result)))
+    if output is not None:
+        from .plots import explanation_picture, save_png
+
+        caption = [f"{result.explained_class}: z = {result.z:.4f}, b = {result.bias:.4f}, "
+                   f"P = {result.probability:.4f}"]
+        width, height = save_png(explanation_picture(result.pixels, result.contributions,
+                                                     caption), output)
+        say(f"wrote {output} ({width}x{height} px)")
 
 
 # ---------------------------------------------------------------- flatten
