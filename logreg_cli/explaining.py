@@ -6,6 +6,7 @@ pixel (r, c) is the sum over its three channels of w_i x_i, where x is the featu
 was trained on (pixel / 255, or standardized), and the contributions plus b add up to z.
 """
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -198,6 +199,8 @@ def _text(value):
         return ", ".join(map(str, value))
     if isinstance(value, dict) and set(value) == {"value", "epoch"}:
         return f"{value['value']} (epoch {value['epoch']})"
+    if isinstance(value, dict):
+        return json.dumps(value)
     return str(value)
 
 
