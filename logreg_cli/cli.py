@@ -289,6 +289,7 @@ def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, 
     items = expand_inputs(inputs, sys.stdin.buffer, nul_separated)
     failed = 0
     try:
+        stdout.write(writer.start().encode())
         for decoded in decode_in_order(items, model.size, jobs or default_jobs(),
                                        on_wait=stdout.flush):
             decoded = check_feature_size(decoded, model)

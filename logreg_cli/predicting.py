@@ -269,6 +269,9 @@ def _read_inputs(items, size, pool, in_flight, stop):
                 item = pool.submit(decode, item[0], item[1], size)
             if not _put(in_flight, item, stop):
                 return
+    except OSError as error:  # e.g. stdin cannot be read: one line, not a traceback
+        _put(in_flight, _Failed(LogregError(f"cannot read the inputs ({error})")), stop)
+        return
     except Exception as error:  # handed to the caller, which raises it in its own thread
         _put(in_flight, _Failed(error), stop)
         return
@@ -375,6 +378,13 @@ class PredictionWriter:
             columns += [f"p_{name}" for name in self.classes]
         return columns
 
+    def start(self):
+        """Text that opens the output: the csv header, so it is there even with no rows."""
+        if not self.header_pending:
+            return ""
+        self.header_pending = False
+        return self._csv_row(self.header())
+
     def line(self, path, proba, decision):
         if self.format == "jsonl":
             return self._json_line(path, proba, decision)
@@ -389,14 +399,14 @@ class PredictionWriter:
         return self._csv_lines(cells)
 
     def _csv_lines(self, cells):
+        return self.start() + self._csv_row(cells)
+
+    @staticmethod
+    def _csv_row(cells):
         import csv
 
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        if self.header_pending:
-            writer.writerow(self.header())
-            self.header_pending = False
-        writer.writerow(cells)
+        csv.writer(buffer, lineterminator="\n").writerow(cells)
         return buffer.getvalue()
 
     def _json_line(self, path, proba, decision):

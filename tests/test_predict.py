@@ -183,6 +183,17 @@ def test_top_k_lists_classes_by_falling_probability(multiclass):
     assert [t["label"] for t in record["top"]] == [line["label"], line["label_2"]]
 
 
+def test_all_probabilities_and_a_header_even_without_rows(multiclass, tmp_path):
+    model, paths = multiclass
+    result = run("-m", model, "--format", "csv", "--all-probabilities", paths[0])
+    (line,) = list(csv.DictReader(io.StringIO(result.stdout)))
+    (record,) = jsonl(model, paths[0])
+    for name in ("blue", "green", "red"):
+        assert float(line[f"p_{name}"]) == pytest.approx(record["probabilities"][name], abs=5e-7)
+    empty = run("-m", model, "--format", "csv", tmp_path / "missing.png")
+    assert (empty.exit_code, empty.stdout) == (1, "path,label,probability\n")
+
+
 def test_threshold_picks_the_positive_class_by_its_probability(binary):
     model, paths = binary
     folder = paths[0].parents[1]
