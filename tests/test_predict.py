@@ -355,3 +355,15 @@ def test_decide_binary_threshold_and_unknown():
     assert decide(proba, classes, threshold=0.8).probability == pytest.approx(0.3)
     assert decide(proba, classes, min_confidence=0.75).label == "unknown"
     assert decide(proba, classes, top_k=2).ranked == [("cat", pytest.approx(0.3))]
+
+
+def test_verbose_note_uses_the_exif_turned_size(binary, tmp_path):
+    model, _ = binary
+    tall = tmp_path / "turned.jpg"
+    pixels = np.random.default_rng(4).integers(0, 256, size=(40, 8, 3)).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 8 wide x 40 high, shown turned a quarter: 40 x 8
+    Image.fromarray(pixels).save(tall, exif=exif)
+    result = run("-m", model, "-v", tall)
+    assert result.stderr == (f"Note: {tall}: aspect 40x8 is far from the model's 8x8; "
+                             "it was stretched to fit\n")
