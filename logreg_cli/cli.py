@@ -270,75 +270,83 @@ def write_history(path, history):
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
 @model_option
+@click.option("-0", "--null", "nul_separated", is_flag=True,
+              help="Paths on stdin are NUL-separated (find -print0), not one per line.")
 @click.option("--format", "output_format", type=click.Choice(["tsv", "csv", "jsonl"]),
               default="tsv", show_default=True, help="Output format (one line per image).")
+@click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Print the K most probable classes (label, probability pairs).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Binary models: the positive (second) class when its probability >= T.")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=None,
+              help="Print 'unknown' as the label when its probability is below P.")
+@click.option("--no-path", is_flag=True, help="Leave the path out (handy for one image).")
+@click.option("--all-probabilities", is_flag=True,
+              help="tsv/csv: add every class's probability (columns p_<class>).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Note on stderr images whose size or aspect is far from the model's.")
 @jobs_option
-def predict(inputs, model_path, output_format, jobs):
-    """Classify images: files, folders (walked), or - to read paths from stdin.
+def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, min_confidence,
+            no_path, all_probabilities, verbose, jobs):
+    """Classify images: files, folders (walked), feature files, or - for stdin.
 
-    Prints one line per image on stdout: path, label and the probability of that label.
-    Unreadable files are named on stderr and the rest go on (exit code 1).
+    On stdin, - reads one image's bytes (curl ... | logreg predict -) or else paths, one
+    per line (-0: NUL-separated). Prints one line per image on stdout as soon as it is
+    known, in input order: path, label and the probability of that label. Unreadable
+    files are named on stderr and the rest go on (exit code 1).
 
     \b
     Example:
-        logreg predict img.png                     # img.png<TAB>cat<TAB>0.93
-        find shots -name '*.jpg' | logreg predict - --format jsonl
+        logreg predict img.png                     # img.png<TAB>cat<TAB>0.930000
+        find shots -name '*.jpg' -print0 | logreg predict -0 - --format jsonl
     """
-    from .images import iter_images
+    from .images import default_jobs
     from .model import load_model
+    from .predicting import (PredictionWriter, check_feature_size, check_threshold, decide,
+                             decode_in_order, expand_inputs, size_note)
 
     model = load_model(model_path)
+    check_threshold(threshold, model.classes, top_k)
+    writer = PredictionWriter(output_format, model.classes, top_k=top_k, with_path=not no_path,
+                              all_probabilities=all_probabilities)
+    stdout = sys.stdout.buffer
+    items = expand_inputs(inputs, sys.stdin.buffer, nul_separated)
     failed = 0
-    writer = PredictionWriter(output_format, model.classes)
-    for path, row, error in iter_images(expand_inputs(inputs), model.size, jobs):
-        if error is not None:
-            failed += 1
-            click.echo(f"Error: {error}", err=True)
-            continue
-        proba = model.predict_proba(row[None, :])[0]
-        click.echo(writer.line(path, proba), nl=False)
-        sys.stdout.flush()
+    try:
+        stdout.write(writer.start().encode())
+        for decoded in decode_in_order(items, model.size, jobs or default_jobs(),
+                                       on_wait=stdout.flush):
+            decoded = check_feature_size(decoded, model)
+            if decoded.error is not None:
+                failed += 1
+                stdout.flush()
+                click.echo(f"Error: {decoded.error}", err=True)
+                continue
+            note = size_note(decoded.original_size, model.size) if verbose else None
+            if note:
+                click.echo(f"Note: {decoded.name}: {note}", err=True)
+            proba = model.predict_proba(decoded.row[None, :])[0]
+            decision = decide(proba, model.classes, threshold, min_confidence, top_k)
+            stdout.write(writer.line(decoded.name, proba, decision).encode("utf-8", "surrogateescape"))
+        stdout.flush()
+    except BrokenPipeError:
+        quiet_broken_pipe()
     return 1 if failed else 0
 
 
-def expand_inputs(inputs):
-    """Paths from arguments: files as given, folders walked, '-' = one path per stdin line."""
-    from .dataset import image_files
+def quiet_broken_pipe():
+    """The reader of stdout went away (| head -1): end quietly, as the Python docs advise.
 
-    for item in inputs:
-        if item == "-":
-            for line in click.get_text_stream("stdin"):
-                if line.strip():
-                    yield line.rstrip("\r\n")
-        elif Path(item).is_dir():
-            yield from (str(path) for path in image_files(item))
-        else:
-            yield item
+    stdout is pointed at /dev/null so that the flush at exit does not raise again.
+    """
+    import os
 
-
-class PredictionWriter:
-    """Formats one prediction per line as tsv, csv (with a header) or jsonl."""
-
-    def __init__(self, output_format, classes):
-        self.format = output_format
-        self.classes = classes
-        self.header_pending = output_format == "csv"
-
-    def line(self, path, proba):
-        best = int(proba.argmax())
-        label, probability = self.classes[best], float(proba[best])
-        if self.format == "jsonl":
-            return json.dumps({"path": str(path), "label": label, "probability": probability,
-                               "probabilities": dict(zip(self.classes, map(float, proba)))}) + "\n"
-        if self.format == "tsv":
-            return f"{path}\t{label}\t{probability:.6f}\n"
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        if self.header_pending:
-            writer.writerow(["path", "label", "probability"])
-            self.header_pending = False
-        writer.writerow([str(path), label, f"{probability:.6f}"])
-        return buffer.getvalue()
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
+    sys.exit(1)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -348,25 +356,31 @@ class PredictionWriter:
 @click.argument("data", type=click.Path(path_type=Path))
 @model_option
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Report format.")
+              show_default=True, help="Report format (the JSON keys are listed in the README).")
+@click.option("--misclassified", type=click.IntRange(min=0), default=0, metavar="N",
+              help="List the N most confidently wrong images (path, true, predicted, probability).")
 @jobs_option
 @strict_option
 @quiet_option
-def evaluate(data, model_path, output_format, jobs, strict, quiet):
+def evaluate(data, model_path, output_format, misclassified, jobs, strict, quiet):
     """Score a model on labelled DATA (class folders or a feature file).
 
-    Reports accuracy, log-loss, the confusion matrix and per-class precision, recall, F1.
+    Reports accuracy, log-loss, per-class precision, recall, F1 and support, and the
+    confusion matrix; for a binary model also ROC AUC and the threshold on the positive
+    class's probability that maximises F1 on this data (use it with predict --threshold).
 
     \b
     Example:
         logreg evaluate images/test --format json | jq .accuracy
+        logreg evaluate images/test --misclassified 5
     """
     from .metrics import report
     from .model import load_model
 
     model = load_model(model_path)
     dataset = load_dataset(data, model.size, quiet, strict, jobs, classes=model.classes)
-    result = report(dataset.y, model.predict_proba(dataset.X), model.classes)
+    result = report(dataset.y, model.predict_proba(dataset.X), model.classes,
+                    paths=dataset.paths, misclassified=misclassified)
     if output_format == "json":
         click.echo(json.dumps(result, indent=2))
     else:
@@ -380,9 +394,10 @@ def format_report(result):
     lines = [
         f"accuracy  {100 * result['accuracy']:.2f} % ({result['correct']}/{result['images']})",
         f"log-loss  {result['log_loss']:.6f}",
-        "",
-        f"{'class':<{width}}  precision  recall     f1  support",
     ]
+    if "roc_auc" in result:
+        lines += format_binary_figures(result)
+    lines += ["", f"{'class':<{width}}  precision  recall     f1  support"]
     for name in classes:
         row = result["per_class"][name]
         lines.append(f"{name:<{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  "
@@ -392,7 +407,25 @@ def format_report(result):
               " " * width + "  " + "  ".join(f"{name:>{cell}}" for name in classes)]
     for name, counts in zip(classes, result["confusion_matrix"]):
         lines.append(f"{name:<{width}}  " + "  ".join(f"{count:>{cell}}" for count in counts))
+    if "misclassified" in result:
+        lines += ["", f"most confidently wrong ({len(result['misclassified'])})",
+                  "path\ttrue\tpredicted\tprobability"]
+        lines += [f"{m['path']}\t{m['true']}\t{m['predicted']}\t{m['probability']:.6f}"
+                  for m in result["misclassified"]]
     return "\n".join(lines)
+
+
+def format_binary_figures(result):
+    """ROC AUC and the best-F1 threshold lines of a binary model's report."""
+    auc, best = result["roc_auc"], result["best_threshold"]
+    positive = result["positive_class"]
+    lines = [f"ROC AUC   {'n/a (needs both classes)' if auc is None else f'{auc:.6f}'}"
+             f"  (positive class: {positive})"]
+    if best is not None:
+        lines.append(f"best F1   {best['f1']:.6f} at threshold {best['threshold']:.6f} "
+                     f"(P({positive}) >= threshold; precision {best['precision']:.3f}, "
+                     f"recall {best['recall']:.3f})")
+    return lines
 
 
 # ---------------------------------------------------------------- inspect
@@ -403,44 +436,94 @@ def format_report(result):
                 envvar="LOGREG_MODEL", default="model.npz")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Output format.")
-def inspect(model_path, output_format):
-    """Show a model's classes, image size, training options and final cost.
+@click.option("--weights-png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Draw each class's weights as an H x W x 3 picture in this PNG.")
+def inspect(model_path, output_format, weights_png):
+    """Show a model's classes, image size, scaling, training options, epochs, final and
+    best costs, validation figures and file format version.
 
-    MODEL defaults to model.npz, or $LOGREG_MODEL.
+    MODEL defaults to model.npz, or $LOGREG_MODEL. --weights-png draws what the linear
+    model "looks for": one tile per class (a binary model has one weight vector, that of
+    its positive class; the other class's is its negative), the weights as RGB with grey
+    = 0 above, and their sum over R, G, B on a red (+) / blue (-) scale below, with the
+    class names under the tiles.
 
     \b
     Example:
         logreg inspect cats.npz --format json | jq .options
+        logreg inspect cats.npz --weights-png weights.png
     """
-    from .model import FORMAT_VERSION, load_model, size_text
+    from .explaining import model_summary, summary_lines, weight_captions
+    from .model import load_model
 
     model = load_model(model_path)
-    meta = model.metadata
-    summary = {
-        "model": str(model_path),
-        "format_version": FORMAT_VERSION,
-        "classes": model.classes,
-        "size": size_text(model.size),
-        "features": model.n_features,
-        "scaling": model.scaling,
-        "options": meta.get("options", {}),
-        "data": meta.get("data", {}),
-        "method": meta.get("method"),
-        "epochs_run": meta.get("epochs_run"),
-        "final_cost": meta.get("final_cost"),
-        "train_accuracy": meta.get("train_accuracy"),
-    }
+    summary = model_summary(model, model_path)
     if output_format == "json":
         click.echo(json.dumps(summary, indent=2))
-        return
-    for key in ("model", "format_version", "classes", "size", "features", "scaling", "method",
-                "epochs_run", "final_cost", "train_accuracy"):
-        value = summary[key]
-        if key == "classes":
-            value = ", ".join(value)
-        click.echo(f"{key:<15} {value}")
-    for key, value in summary["options"].items():
-        click.echo(f"{'option ' + key:<15} {value}")
+    else:
+        click.echo("\n".join(summary_lines(summary)))
+    if weights_png is not None:
+        from .plots import save_png, weights_picture
+
+        picture = weights_picture(model.weights, weight_captions(model), model.size)
+        width, height = save_png(picture, weights_png)
+        tiles = model.weights.shape[1]
+        what = ("1 tile: the positive class's weights" if tiles == 1
+                else f"{tiles} tiles, one per class")
+        say(f"wrote {weights_png} ({width}x{height} px, {what})")
+
+
+# ---------------------------------------------------------------- explain
+
+
+@cli.command()
+@click.argument("image")
+@model_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the heat map of contributions over the image to this PNG.")
+@click.option("--class", "class_name", default=None,
+              help="Class whose score to explain (multiclass; default: the predicted one).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+def explain(image, model_path, output, class_name, output_format):
+    """Show how each pixel of IMAGE moves the model's score z.
+
+    For a logistic regression this explanation is exact, not an estimate: z = w.x + b,
+    so each pixel's contribution is w*x summed over its R, G, B channels (x as the model
+    sees it: pixel/255, or standardized), and the contributions plus b add up to z.
+    Prints z, b, the sum of the contributions, the probability and the strongest pixels;
+    -o draws the contributions as a heat map over the image (red raises z, blue lowers
+    it). A binary model has one score, that of its positive class. IMAGE may be - for
+    image bytes on stdin.
+
+    \b
+    Example:
+        logreg explain photo.jpg -o heat.png
+    """
+    from .explaining import explain as explain_image, explanation_lines, output_column
+    from .images import load_image
+    from .model import load_model
+
+    model = load_model(model_path)
+    if class_name is not None:
+        output_column(model, class_name)  # an unknown class is reported before any decoding
+    source = image
+    if image == "-":
+        source = io.BytesIO(sys.stdin.buffer.read())
+        source.name = "-"
+    result = explain_image(model, load_image(source, model.size), image, class_name)
+    if output_format == "json":
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        click.echo("\n".join(explanation_lines(result)))
+    if output is not None:
+        from .plots import explanation_picture, save_png
+
+        caption = [f"{result.explained_class}: z = {result.z:.4f}, b = {result.bias:.4f}, "
+                   f"P = {result.probability:.4f}"]
+        width, height = save_png(explanation_picture(result.pixels, result.contributions,
+                                                     caption), output)
+        say(f"wrote {output} ({width}x{height} px)")
 
 
 # ---------------------------------------------------------------- flatten

@@ -35,19 +35,26 @@ def default_jobs():
     return os.cpu_count() or 1
 
 
-def load_image(source, size):
+def load_image(source, size, info=None):
     """One image (a path or a binary file object) -> uint8 row of size[1] * size[0] * 3.
 
     Raises ImageError naming the file and the cause; never decodes a decompression bomb
     (Pillow's warning is treated as an error, the limit is never lifted).
+    info: an optional dict; it receives "original_size", the (width, height) of the image
+    as stored, turned by its EXIF orientation.
     """
     name = getattr(source, "name", source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as image:
+                stored_size = image.size
                 image.draft("RGB", (max(size),) * 2)  # JPEG decodes at 1/2, 1/4 or 1/8 scale
-                rgb = to_rgb(ImageOps.exif_transpose(image))
+                oriented = ImageOps.exif_transpose(image)
+                if info is not None:
+                    turned = oriented.size != image.size
+                    info["original_size"] = stored_size[::-1] if turned else stored_size
+                rgb = to_rgb(oriented)
                 if rgb.size != tuple(size):
                     rgb = rgb.resize(tuple(size), RESAMPLE, reducing_gap=REDUCING_GAP)
                 return np.asarray(rgb, dtype=np.uint8).reshape(-1)

@@ -30,13 +30,68 @@ def per_class(confusion):
     return precision, recall, f1, support
 
 
-def report(y_true, proba, classes):
-    """Everything `logreg evaluate` prints, as plain Python values (JSON-ready)."""
+def average_ranks(values):
+    """1-based ranks of values (m), tied values sharing the mean of their ranks."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    last_rank = np.cumsum(counts)
+    return (last_rank - (counts - 1) / 2.0)[inverse]
+
+
+def roc_auc(is_positive, score):
+    """Area under the ROC curve from ranks (Mann-Whitney U): the chance that a random
+    positive scores above a random negative, ties counting one half. None without both."""
+    is_positive = np.asarray(is_positive, dtype=bool)
+    positives = int(is_positive.sum())
+    negatives = len(is_positive) - positives
+    if positives == 0 or negatives == 0:
+        return None
+    rank_sum = average_ranks(score)[is_positive].sum()
+    return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def best_f1_threshold(is_positive, score):
+    """The threshold t (one of the scores; predict positive when score >= t) with the highest
+    F1 of the positive class, the highest such t on ties; dict of threshold, f1, precision,
+    recall, or None when there is no positive."""
+    is_positive = np.asarray(is_positive, dtype=bool)
+    positives = int(is_positive.sum())
+    if positives == 0:
+        return None
+    order = np.argsort(-score, kind="stable")
+    sorted_score, sorted_positive = score[order], is_positive[order]
+    # Cut after the last of each run of equal scores: everything up to it is predicted positive.
+    cut = np.flatnonzero(np.append(sorted_score[1:] != sorted_score[:-1], True))
+    true_positive = np.cumsum(sorted_positive)[cut]
+    predicted = cut + 1
+    f1 = 2.0 * true_positive / (predicted + positives)
+    best = int(np.argmax(f1))
+    return {
+        "threshold": float(sorted_score[cut[best]]),
+        "f1": float(f1[best]),
+        "precision": float(true_positive[best] / predicted[best]),
+        "recall": float(true_positive[best] / positives),
+    }
+
+
+def most_confident_mistakes(y_true, proba, count):
+    """Indices of up to count wrongly predicted rows, most probable predicted label first."""
+    y_pred = proba.argmax(axis=1)
+    wrong = np.flatnonzero(y_pred != y_true)
+    confidence = proba[wrong, y_pred[wrong]]
+    return wrong[np.argsort(-confidence, kind="stable")][:count].tolist()
+
+
+def report(y_true, proba, classes, paths=None, misclassified=0):
+    """Everything `logreg evaluate` prints, as plain Python values (JSON-ready).
+
+    Binary models add roc_auc and best_threshold (the positive class is classes[1]);
+    misclassified > 0 adds the most confidently wrong images (needs paths).
+    """
     k = len(classes)
     y_pred = proba.argmax(axis=1)
     confusion = confusion_matrix(y_true, y_pred, k)
     precision, recall, f1, support = per_class(confusion)
-    return {
+    result = {
         "accuracy": float(np.mean(y_pred == y_true)) if len(y_true) else 0.0,
         "correct": int(np.sum(y_pred == y_true)),
         "images": int(len(y_true)),
@@ -53,3 +108,16 @@ def report(y_true, proba, classes):
             for i, name in enumerate(classes)
         },
     }
+    if k == 2:
+        is_positive, score = y_true == 1, proba[:, 1]
+        result["positive_class"] = classes[1]
+        result["roc_auc"] = roc_auc(is_positive, score)
+        result["best_threshold"] = best_f1_threshold(is_positive, score)
+    if misclassified:
+        y_pred = proba.argmax(axis=1)
+        result["misclassified"] = [
+            {"path": str(paths[i]), "true": classes[y_true[i]], "predicted": classes[y_pred[i]],
+             "probability": float(proba[i, y_pred[i]])}
+            for i in most_confident_mistakes(y_true, proba, misclassified)
+        ]
+    return result

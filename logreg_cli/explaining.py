@@ -1,0 +1,211 @@
+"""What a trained model learned and why it decides: the model summary and exact per-pixel
+explanations.
+
+For a linear model the explanation is exact: z = sum_i w_i x_i + b, so the contribution of
+pixel (r, c) is the sum over its three channels of w_i x_i, where x is the feature the model
+was trained on (pixel / 255, or standardized), and the contributions plus b add up to z.
+"""
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import core
+from .errors import LogregError
+
+
+@dataclass
+class Explanation:
+    """One image explained for one output: contributions is H x W, pixels H x W x 3 uint8."""
+
+    name: str
+    explained_class: str
+    positive_only: bool  # binary model: z is the positive class's score, P = sigmoid(z)
+    contributions: np.ndarray
+    pixels: np.ndarray
+    z: float
+    bias: float
+    probability: float
+    predicted: str
+    probabilities: dict
+
+    def as_dict(self):
+        height, width = self.contributions.shape
+        flat = self.contributions.reshape(-1)
+        order = np.argsort(flat)
+
+        def pixel(index):
+            row, column = divmod(int(index), width)
+            return {"x": column, "y": row, "contribution": float(flat[index])}
+
+        return {
+            "image": self.name,
+            "class": self.explained_class,
+            "binary": self.positive_only,
+            "z": self.z,
+            "b": self.bias,
+            "sum_of_contributions": float(flat.sum()),
+            "probability": self.probability,
+            "predicted": self.predicted,
+            "probabilities": self.probabilities,
+            "strongest_positive": [pixel(i) for i in order[::-1][:5] if flat[i] > 0],
+            "strongest_negative": [pixel(i) for i in order[:5] if flat[i] < 0],
+        }
+
+
+def output_column(model, class_name):
+    """The column of W to explain: 0 for a binary model (its positive class), else the
+    class's index."""
+    if class_name not in model.classes:
+        raise LogregError(f"--class {class_name!r} is not one of the model's classes "
+                          f"({', '.join(model.classes)})")
+    if len(model.classes) == 2:
+        return 0
+    return model.classes.index(class_name)
+
+
+def explain(model, row, name, class_name=None):
+    """Explain the model's score of one uint8 pixel row (n) -> Explanation.
+
+    Binary models have one score, that of the positive class classes[1]; class_name is
+    then only checked. Multiclass: the score of class_name, by default the predicted one.
+    """
+    width, height = model.size
+    features = model.features(row[None, :])[0].astype(np.float64)
+    weights = model.weights.astype(np.float64)
+    scores = features @ weights + model.bias.astype(np.float64)  # c
+    probabilities = core.probabilities(scores[None, :])[0]
+    predicted = model.classes[int(np.argmax(probabilities))]
+    binary = len(model.classes) == 2
+    if class_name is None:
+        class_name = model.classes[1] if binary else predicted
+    column = output_column(model, class_name)
+    if binary:
+        class_name = model.classes[1]
+    contributions = (weights[:, column] * features).reshape(height, width, 3).sum(axis=2)
+    class_index = model.classes.index(class_name)
+    return Explanation(
+        name=str(name),
+        explained_class=class_name,
+        positive_only=binary,
+        contributions=contributions,
+        pixels=row.reshape(height, width, 3),
+        z=float(scores[column]),
+        bias=float(model.bias[column]),
+        probability=float(probabilities[class_index]),
+        predicted=predicted,
+        probabilities={c: float(p) for c, p in zip(model.classes, probabilities)},
+    )
+
+
+def explanation_lines(explanation):
+    """The explain report as text lines."""
+    facts = explanation.as_dict()
+    scored = (f"{facts['class']} (the positive class: a binary model has one score z, "
+              "P = sigmoid(z))" if facts["binary"] else facts["class"])
+    lines = [
+        f"image        {facts['image']}",
+        f"predicted    {facts['predicted']} ({facts['probabilities'][facts['predicted']]:.6f})",
+        f"explained    {scored}",
+        f"z            {facts['z']:.6f}",
+        f"b            {facts['b']:.6f}",
+        f"sum of w*x   {facts['sum_of_contributions']:.6f}   (z = sum of w*x + b)",
+        f"probability  {facts['probability']:.6f}",
+    ]
+    for key, title in (("strongest_positive", "raise z"), ("strongest_negative", "lower z")):
+        pixels = ", ".join(f"({p['x']},{p['y']}) {p['contribution']:+.4f}" for p in facts[key])
+        lines.append(f"{title:<12} {pixels or '-'}")
+    return lines
+
+
+# ---------------------------------------------------------------- the model summary
+
+
+def model_summary(model, model_path):
+    """What `logreg inspect` shows, as plain values (JSON-ready)."""
+    from .model import FORMAT_VERSION, size_text
+
+    meta = model.metadata
+    history = meta.get("history") or {}
+    costs = history.get("cost") or []
+    epochs = history.get("epoch") or list(range(len(costs)))
+    summary = {
+        "model": str(model_path),
+        "format_version": FORMAT_VERSION,
+        "logreg_version": meta.get("logreg_version"),
+        "created": meta.get("created"),
+        "classes": model.classes,
+        "positive_class": model.classes[1] if len(model.classes) == 2 else None,
+        "size": size_text(model.size),
+        "features": model.n_features,
+        "scaling": model.scaling,
+        "options": meta.get("options", {}),
+        "data": meta.get("data", {}),
+        "method": meta.get("method"),
+        "epochs_run": meta.get("epochs_run", len(costs) or None),
+        "final_cost": meta.get("final_cost", costs[-1] if costs else None),
+        "best_cost": _best(costs, epochs),
+        "train_accuracy": meta.get("train_accuracy"),
+        "validation": _validation(meta, history, epochs),
+    }
+    return summary
+
+
+def _best(values, epochs):
+    """{"value", "epoch"} of the lowest finite value, or None."""
+    finite = [(v, e) for v, e in zip(values, epochs) if v is not None and np.isfinite(v)]
+    if not finite:
+        return None
+    value, epoch = min(finite, key=lambda pair: pair[0])
+    return {"value": value, "epoch": epoch}
+
+
+def _validation(meta, history, epochs):
+    """Validation figures the training run recorded (any val_* / validation metadata and
+    the val_cost history), or None when it had no validation."""
+    figures = {}
+    if isinstance(meta.get("validation"), dict):
+        figures.update(meta["validation"])
+    for key, value in meta.items():
+        if key.startswith(("val_", "best_epoch", "kept_epoch", "early_stop")):
+            figures[key] = value
+    val_costs = history.get("val_cost") or []
+    if val_costs:
+        figures.setdefault("final_val_cost", val_costs[-1])
+        figures.setdefault("best_val_cost", _best(val_costs, epochs))
+    val_accuracy = history.get("val_accuracy") or []
+    if val_accuracy:
+        figures.setdefault("final_val_accuracy", val_accuracy[-1])
+    return figures or None
+
+
+def summary_lines(summary):
+    """The inspect report as aligned text lines."""
+    pairs = []
+    for key in ("model", "format_version", "logreg_version", "created", "classes",
+                "positive_class", "size", "features", "scaling", "method", "epochs_run",
+                "final_cost", "best_cost", "train_accuracy"):
+        if summary[key] is not None:
+            pairs.append((key, summary[key]))
+    for group, prefix in (("options", "option"), ("data", "data"), ("validation", "validation")):
+        pairs += [(f"{prefix} {key}", value) for key, value in (summary[group] or {}).items()]
+    width = max(len(label) for label, _ in pairs)
+    return [f"{label:<{width}}  {_text(value)}" for label, value in pairs]
+
+
+def _text(value):
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict) and set(value) == {"value", "epoch"}:
+        return f"{value['value']} (epoch {value['epoch']})"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def weight_captions(model):
+    """Captions of the weight tiles: the positive class alone for a binary model."""
+    if len(model.classes) == 2:
+        return [f"{model.classes[1]} (positive; {model.classes[0]} is -w)"]
+    return list(model.classes)

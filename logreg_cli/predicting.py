@@ -1,0 +1,421 @@
+"""Predict as a shell tool: inputs from arguments or stdin, decoded in parallel, in input order.
+
+Inputs are image files, folders (walked like dataset.image_files), feature files written by
+`logreg flatten`, and "-" for stdin, which holds either one image's bytes or a list of paths
+(one per line, or NUL-separated). Results come out in input order as soon as the next one is
+ready: a thread reads the inputs (it may wait on a slow producer) while the caller emits what
+is decoded, so a slow producer sees each result at once and memory stays flat.
+"""
+
+import io
+import math
+import os
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import LogregError
+
+STDIN = "-"
+CHUNK_BYTES = 1 << 16
+# An image decoded far from the model's size or aspect gets a note under -v: when its aspect
+# ratio differs from the model's by more than this factor, or a side is under half the model's.
+ASPECT_FACTOR_NOTE = 1.5
+UPSCALE_FACTOR_NOTE = 2.0
+
+# Leading bytes of the image formats Pillow reads that we recognise on stdin; None matches any
+# byte. BMP also needs its four reserved bytes to be zero, so a path such as "BMW.jpg" is a path.
+IMAGE_SIGNATURES = (
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"GIF87a",
+    b"GIF89a",
+    (b"B", b"M", None, None, None, None, b"\0", b"\0", b"\0", b"\0"),
+    (b"R", b"I", b"F", b"F", None, None, None, None, b"W", b"E", b"B", b"P"),
+    b"II*\0",
+    b"MM\0*",
+)
+
+
+@dataclass
+class Decoded:
+    """One input after decoding: a uint8 pixel row (n), or the error that stopped it."""
+
+    name: str
+    row: np.ndarray | None = None
+    error: LogregError | None = None
+    original_size: tuple | None = None  # (width, height) of an image file as stored
+
+
+# ---------------------------------------------------------------- stdin
+
+
+def _signature_bytes(signature):
+    if isinstance(signature, bytes):
+        return [signature[i : i + 1] for i in range(len(signature))]
+    return list(signature)
+
+
+def sniff(head):
+    """'image' when head starts with an image signature, 'maybe' while it is too short to
+    tell, else 'paths'."""
+    verdict = "paths"
+    for signature in map(_signature_bytes, IMAGE_SIGNATURES):
+        compared = min(len(head), len(signature))
+        if all(want is None or head[i : i + 1] == want for i, want in enumerate(signature[:compared])):
+            if len(head) >= len(signature):
+                return "image"
+            verdict = "maybe"
+    return verdict
+
+
+def chunk_reader(stream):
+    """A function giving what one read of a binary stream returns now (b'' at its end).
+
+    A real file or pipe is read with os.read on its descriptor: no buffer lock is held
+    while waiting, so the interpreter can exit while the reader thread waits on a pipe.
+    """
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        read = getattr(stream, "read1", None) or stream.read
+        return lambda: read(CHUNK_BYTES)
+    return lambda: os.read(descriptor, CHUNK_BYTES)
+
+
+def stdin_inputs(stream, nul_separated=False):
+    """Items of a binary stdin: ("-", file object of the image's bytes) when it holds an
+    image, else each path (str), yielded as soon as its separator (newline or NUL) arrives."""
+    read_some = chunk_reader(stream)
+    head = b""
+    while sniff(head) == "maybe":
+        more = read_some()
+        if not more:
+            break
+        head += more
+    if head and sniff(head) == "image":
+        image = io.BytesIO(b"".join([head, *iter(read_some, b"")]))
+        image.name = STDIN
+        yield STDIN, image
+        return
+    yield from split_records(head, read_some, nul_separated)
+
+
+def split_records(head, read_some, nul_separated):
+    """Paths separated by NUL or newline, from head then read_some(), each as it completes.
+
+    Bytes become str with os.fsdecode, so any file name round-trips; lines lose a trailing
+    CR; empty records are skipped.
+    """
+    separator = b"\0" if nul_separated else b"\n"
+    pending = head
+    while True:
+        *complete, pending = pending.split(separator)
+        for record in complete:
+            path = _clean(record, nul_separated)
+            if path:
+                yield path
+        more = read_some()
+        if not more:
+            break
+        pending += more
+    path = _clean(pending, nul_separated)
+    if path:
+        yield path
+
+
+def _clean(record, nul_separated):
+    if not nul_separated:
+        record = record.rstrip(b"\r")
+        if not record.strip():
+            return ""
+    return os.fsdecode(record)
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def expand_inputs(arguments, stdin_stream=None, nul_separated=False):
+    """Arguments -> items to decode: (name, source) for images, or ready Decoded rows.
+
+    A folder yields its image files (sorted, hidden ones left out); a feature file yields
+    its rows as Decoded; "-" yields what stdin holds (see stdin_inputs), each path read
+    there treated like an argument. Anything else is taken as an image path, and an
+    unreadable one fails when it is decoded.
+    """
+    for argument in arguments:
+        if argument != STDIN:
+            yield from path_items(argument)
+            continue
+        for item in stdin_inputs(stdin_stream, nul_separated):
+            if isinstance(item, tuple):
+                yield item
+            else:
+                yield from path_items(item)
+
+
+def path_items(path):
+    """One path -> its items: a folder's image files, a feature file's rows, or itself."""
+    from .dataset import image_files, is_feature_file
+
+    if "\0" in path:
+        error = LogregError(f"{path.split(chr(0))[0]}: the line holds NUL bytes "
+                            "(for find -print0, use: logreg predict -0 -)")
+        yield Decoded(path.replace("\0", "\\0"), error=error)
+    elif os.path.isdir(path):
+        for file in image_files(path):
+            yield (str(file), str(file))
+    elif is_feature_file(path):
+        yield from feature_rows(path)
+    else:
+        yield (path, path)
+
+
+def feature_rows(path):
+    """Each row of a feature file as a ready Decoded named by its stored source path."""
+    from .dataset import load_features
+
+    try:
+        features = load_features(path)
+    except LogregError as error:
+        yield Decoded(str(path), error=error)
+        return
+    for name, row in zip(features.paths, features.X):
+        yield Decoded(str(name), row=row)
+
+
+def check_feature_size(decoded, model):
+    """A feature row of the wrong length fails like an unreadable image, naming the size."""
+    if decoded.row is not None and decoded.row.shape[0] != model.n_features:
+        from .model import size_text
+
+        decoded.error = LogregError(
+            f"{decoded.name}: has {decoded.row.shape[0]} features but the model expects "
+            f"{model.n_features} (trained at --size {size_text(model.size)})")
+        decoded.row = None
+    return decoded
+
+
+# ---------------------------------------------------------------- decoding in order
+
+
+def decode(name, source, size):
+    """One image source (path or file object) -> Decoded, with its stored size."""
+    from .images import load_image
+
+    info = {}
+    try:
+        row = load_image(source, size, info=info)
+    except LogregError as error:
+        return Decoded(name, error=error)
+    return Decoded(name, row=row, original_size=info.get("original_size"))
+
+
+class _Failed:
+    """An exception raised while reading the inputs, handed from the reader to the caller."""
+
+    def __init__(self, error):
+        self.error = error
+
+
+_END = object()
+
+
+def decode_in_order(items, size, jobs, on_wait=None):
+    """Yield Decoded for items (from expand_inputs) in their order, decoding `jobs` at a time.
+
+    A reader thread pulls items (it may block on stdin) and submits them to a pool; at most
+    2 * jobs are in flight, so memory stays flat. The caller gets each result as soon as it
+    and every earlier one are done; on_wait() is called before waiting for one (to flush
+    output), so nothing ready sits in a buffer while input is awaited.
+    """
+    in_flight = queue.Queue(maxsize=2 * jobs)
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="logreg-decode")
+    reader = threading.Thread(target=_read_inputs, args=(items, size, pool, in_flight, stop),
+                              name="logreg-inputs", daemon=True)
+    reader.start()
+    try:
+        while True:
+            try:
+                entry = in_flight.get_nowait()
+            except queue.Empty:
+                if on_wait is not None:
+                    on_wait()
+                entry = in_flight.get()
+            if entry is _END:
+                return
+            if isinstance(entry, _Failed):
+                raise entry.error
+            if isinstance(entry, Decoded):
+                yield entry
+                continue
+            if not entry.done() and on_wait is not None:
+                on_wait()
+            yield entry.result()
+    finally:
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _read_inputs(items, size, pool, in_flight, stop):
+    """The reader thread: items -> futures (or ready Decoded) on the bounded queue, then _END."""
+    try:
+        for item in items:
+            if isinstance(item, tuple):
+                item = pool.submit(decode, item[0], item[1], size)
+            if not _put(in_flight, item, stop):
+                return
+    except OSError as error:  # e.g. stdin cannot be read: one line, not a traceback
+        _put(in_flight, _Failed(LogregError(f"cannot read the inputs ({error})")), stop)
+        return
+    except Exception as error:  # handed to the caller, which raises it in its own thread
+        _put(in_flight, _Failed(error), stop)
+        return
+    _put(in_flight, _END, stop)
+
+
+def _put(in_flight, entry, stop):
+    """Put entry on the queue unless the caller stopped; False when it did."""
+    while not stop.is_set():
+        try:
+            in_flight.put(entry, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+# ---------------------------------------------------------------- decisions and output
+
+
+def size_note(original_size, model_size):
+    """A reason the image is far from the model's size or aspect, or None."""
+    if original_size is None:
+        return None
+    (width, height), (model_width, model_height) = original_size, model_size
+    ratio = (width / height) / (model_width / model_height)
+    if abs(math.log(ratio)) > math.log(ASPECT_FACTOR_NOTE):
+        return (f"aspect {width}x{height} is far from the model's {model_width}x{model_height}; "
+                "it was stretched to fit")
+    if width * UPSCALE_FACTOR_NOTE < model_width or height * UPSCALE_FACTOR_NOTE < model_height:
+        return (f"{width}x{height} is much smaller than the model's "
+                f"{model_width}x{model_height}; it was enlarged")
+    return None
+
+
+@dataclass
+class Decision:
+    """The printed outcome for one image: the label (or 'unknown') and its probability,
+    then the next-ranked (label, probability) pairs for --top-k."""
+
+    label: str
+    probability: float
+    ranked: list
+
+
+UNKNOWN = "unknown"
+
+
+def decide(proba, classes, threshold=None, min_confidence=None, top_k=1):
+    """Class probabilities (k) -> Decision.
+
+    threshold (binary models): the positive class classes[1] when its probability >= T.
+    min_confidence: the label becomes 'unknown' when its probability is below it.
+    top_k: the K most probable classes; the first is the label.
+    """
+    if threshold is not None:
+        best = 1 if proba[1] >= threshold else 0
+        order = [best]
+    else:
+        order = np.argsort(-proba, kind="stable")[: max(top_k, 1)].tolist()
+        best = order[0]
+    probability = float(proba[best])
+    label = classes[best]
+    if min_confidence is not None and probability < min_confidence:
+        label = UNKNOWN
+    ranked = [(classes[i], float(proba[i])) for i in order[1:]]
+    return Decision(label, probability, ranked)
+
+
+def check_threshold(threshold, classes, top_k):
+    """--threshold needs a binary model and a single label."""
+    if threshold is None:
+        return
+    if len(classes) != 2:
+        raise LogregError(f"--threshold needs a binary model; this one has {len(classes)} "
+                          f"classes ({', '.join(classes)})")
+    if top_k > 1:
+        raise LogregError("--threshold and --top-k cannot be used together")
+
+
+class PredictionWriter:
+    """Formats one prediction per line as tsv, csv (header first) or jsonl.
+
+    tsv/csv columns: path, label, probability, then label_2, probability_2 ... for --top-k,
+    then p_<class> for every class with all_probabilities. jsonl always carries every
+    class's probability under "probabilities", and "top" with --top-k.
+    """
+
+    def __init__(self, output_format, classes, top_k=1, with_path=True,
+                 all_probabilities=False):
+        self.format = output_format
+        self.classes = classes
+        self.top_k = top_k
+        self.with_path = with_path
+        self.all_probabilities = all_probabilities
+        self.header_pending = output_format == "csv"
+
+    def header(self):
+        columns = ["path"] if self.with_path else []
+        columns += ["label", "probability"]
+        for rank in range(2, min(self.top_k, len(self.classes)) + 1):
+            columns += [f"label_{rank}", f"probability_{rank}"]
+        if self.all_probabilities:
+            columns += [f"p_{name}" for name in self.classes]
+        return columns
+
+    def start(self):
+        """Text that opens the output: the csv header, so it is there even with no rows."""
+        if not self.header_pending:
+            return ""
+        self.header_pending = False
+        return self._csv_row(self.header())
+
+    def line(self, path, proba, decision):
+        if self.format == "jsonl":
+            return self._json_line(path, proba, decision)
+        cells = [str(path)] if self.with_path else []
+        cells += [decision.label, f"{decision.probability:.6f}"]
+        for label, probability in decision.ranked:
+            cells += [label, f"{probability:.6f}"]
+        if self.all_probabilities:
+            cells += [f"{p:.6f}" for p in proba]
+        if self.format == "tsv":
+            return "\t".join(cell.replace("\t", " ").replace("\n", " ") for cell in cells) + "\n"
+        return self._csv_lines(cells)
+
+    def _csv_lines(self, cells):
+        return self.start() + self._csv_row(cells)
+
+    @staticmethod
+    def _csv_row(cells):
+        import csv
+
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(cells)
+        return buffer.getvalue()
+
+    def _json_line(self, path, proba, decision):
+        import json
+
+        record = {"path": str(path)} if self.with_path else {}
+        record.update(label=decision.label, probability=decision.probability,
+                      probabilities=dict(zip(self.classes, map(float, proba))))
+        if self.top_k > 1:
+            top = [(decision.label, decision.probability)] + decision.ranked
+            record["top"] = [{"label": label, "probability": p} for label, p in top]
+        return json.dumps(record) + "\n"

@@ -1,0 +1,58 @@
+"""Tiny image sets and models for the predict/evaluate/inspect/explain tests.
+
+Images are 8 x 8 RGB, drawn here with Pillow: each class has a dominant colour channel plus
+noise, so a few epochs learn it and the probabilities still vary from image to image.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+from PIL import Image
+
+from logreg_cli.cli import cli
+
+CHANNEL_OF_CLASS = {"blue": 2, "green": 1, "red": 0}
+
+
+def draw_image(path, channel, rng, size=(8, 8), strength=90):
+    """An RGB image whose `channel` is raised by `strength` over noise; saved at path."""
+    width, height = size
+    pixels = rng.integers(40, 160, size=(height, width, 3))
+    pixels[:, :, channel] += rng.integers(0, strength + 1)
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").save(path)
+    return path
+
+
+def write_class_folders(root, classes, per_class, seed=0, size=(8, 8)):
+    """root/<class>/<i>.png for each class; returns the paths in sorted order."""
+    rng = np.random.default_rng(seed)
+    paths = []
+    for name in classes:
+        folder = Path(root) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            paths.append(draw_image(folder / f"{index:03d}.png", CHANNEL_OF_CLASS[name], rng,
+                                    size))
+    return sorted(paths)
+
+
+def train_model(data, model_path, epochs=40, lr=0.05, size="8x8"):
+    """Train through the CLI (the path users take); returns model_path."""
+    result = CliRunner().invoke(cli, ["train", str(data), "-m", str(model_path), "--size", size,
+                                      "--epochs", str(epochs), "--lr", str(lr), "-q"])
+    assert result.exit_code == 0, result.output
+    return model_path
+
+
+def subprocess_env():
+    """The user's environment: no PYTHONUNBUFFERED (stdout is block-buffered in a pipe)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env["OPENBLAS_NUM_THREADS"] = "1"
+    return env
+
+
+def logreg_command(*args):
+    return [sys.executable, "-m", "logreg_cli", *map(str, args)]
