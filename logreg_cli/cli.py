@@ -228,9 +228,11 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         return load_dataset(path, size, quiet, strict, jobs, classes=classes)
 
     prepared = training.prepare(data, options, load_folder)
-    if prepared.streamed or data.is_file():
-        say(f"{'streaming row blocks from' if prepared.streamed else 'in memory:'} {data} "
-            f"({prepared.memory_note})", quiet)
+    m, n = prepared.X.shape
+    validation = "" if prepared.validation is None else f", {len(prepared.validation.y)} for validation"
+    say(f"training on {m} images x {n} features, {prepared.n_classes} classes{validation}; "
+        f"{'streaming row blocks' if prepared.streamed else 'in memory'} ({prepared.memory_note})",
+        quiet)
     if rates is not None:
         return compare_rates(prepared, config, options, rates, model_path, plot, quiet)
 

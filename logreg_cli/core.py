@@ -312,10 +312,10 @@ class _Tracker:
         self.best_weights = None
 
     def __call__(self, epoch, cost, val_scores, snapshot):
-        lr = self.config.lr_at(epoch)
+        lr = float(self.config.lr_at(epoch))
         if not np.isfinite(cost):
             raise TrainingDiverged(epoch, lr)
-        stats = EpochStats(epoch, lr, cost)
+        stats = EpochStats(epoch, lr, float(cost))
         stop = False
         if self.validation is not None:
             Z = val_scores()

@@ -23,7 +23,7 @@ def nice_ticks(low, high, count=6):
         return [low]
     raw = (high - low) / max(count - 1, 1)
     power = 10.0 ** math.floor(math.log10(raw))
-    step = next(f * power for f in (1, 2, 5, 10) if f * power >= raw)
+    step = min((f * power for f in (1, 2, 5, 10)), key=lambda s: abs(math.log(s / raw)))
     first = math.ceil(low / step - 1e-9) * step
     ticks = []
     value = first

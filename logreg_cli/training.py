@@ -578,9 +578,9 @@ def write_history(path, history, with_validation):
     text = io.StringIO()
     text.write("epoch,lr,cost" + (",val_cost,val_accuracy" if with_validation else "") + "\n")
     for stats in history:
-        row = f"{stats.epoch},{stats.lr!r},{stats.cost!r}"
+        row = f"{stats.epoch},{float(stats.lr)!r},{float(stats.cost)!r}"
         if with_validation:
-            row += f",{stats.val_cost!r},{stats.val_accuracy!r}"
+            row += f",{float(stats.val_cost)!r},{float(stats.val_accuracy)!r}"
         text.write(row + "\n")
     write_atomically(path, lambda file: file.write(text.getvalue().encode()))
 
