@@ -8,7 +8,6 @@ Shapes: X is m x n (one image per row), y holds m class indices, n = H * W * 3.
 import hashlib
 import io
 import json
-import mmap
 import os
 import signal
 import struct
@@ -79,33 +78,77 @@ class TrainingData:
         return len(self.classes)
 
 
-# ---------------------------------------------------------------- feature files as memory maps
+# ---------------------------------------------------------------- feature files, X left on disk
+
+
+class FileRows:
+    """Rows of a C-ordered m x n uint8 array stored at `offset` in a file, read on demand.
+
+    Looks like a read-only uint8 array to core.RowBlocks: shape, dtype, len and indexing by
+    a slice or by sorted row indices. Rows are read with plain file reads into a fresh
+    buffer, so only the rows asked for are ever resident. (A memory map would do for
+    sequential blocks, but gathering random rows through one maps far more than the rows:
+    on Linux with large page-cache folios, ~0.7 MB per 12 KB row was measured.)
+    """
+
+    dtype = np.dtype(np.uint8)
+    ndim = 2
+
+    def __init__(self, path, offset, shape):
+        self.path = Path(path)
+        self.offset = offset
+        self.shape = tuple(shape)
+        self._file = open(path, "rb")
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        m, n = self.shape
+        if isinstance(key, slice):
+            start, stop, step = key.indices(m)
+            if step != 1:
+                raise IndexError("FileRows reads contiguous slices only")
+            return self._read_run(start, max(stop - start, 0))
+        rows = np.asarray(key, dtype=np.int64).reshape(-1)
+        if len(rows) and (rows.min() < 0 or rows.max() >= m):
+            raise IndexError(f"row index out of range 0..{m - 1}")
+        out = np.empty((len(rows), n), dtype=np.uint8)
+        # one read per run of consecutive rows (this loops over reads, not over pixels)
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for first, last in zip(np.r_[0, breaks], np.r_[breaks, len(rows)]):
+            out[first:last] = self._read_run(int(rows[first]), int(last - first))
+        return out
+
+    def _read_run(self, start, count):
+        n = self.shape[1]
+        out = np.empty((count, n), dtype=np.uint8)
+        if not out.size:
+            return out
+        self._file.seek(self.offset + start * n)
+        if self._file.readinto(memoryview(out).cast("B")) != count * n:
+            raise DataError(f"{self.path}: the feature file is truncated")
+        return out
+
+    def close(self):
+        self._file.close()
 
 
 @dataclass
 class FeatureFile:
-    """A feature file from `logreg flatten` with X memory-mapped (m x n uint8, read-only).
-
-    release() drops the pages of X read so far from this process (they stay in the page
-    cache), so streaming through X keeps the resident memory small.
-    """
+    """A feature file from `logreg flatten` whose X (m x n uint8) stays on disk as FileRows."""
 
     path: Path
-    X: np.ndarray
+    X: FileRows
     y: np.ndarray
     classes: list
     paths: list
     size: tuple  # (width, height)
     metadata: dict
-    _map: mmap.mmap = None
-
-    def release(self):
-        if self._map is not None and hasattr(self._map, "madvise"):
-            self._map.madvise(mmap.MADV_DONTNEED)
 
 
 def open_feature_file(path):
-    """Open a feature file with its X memory-mapped; the small arrays are read in full."""
+    """Open a feature file: labels, classes, paths and size are read, X is left on disk."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -119,20 +162,21 @@ def open_feature_file(path):
             paths = archive["paths"].tolist()
             height, width = (int(v) for v in archive["size"])
             metadata = json.loads(str(archive["metadata"])) if "metadata" in archive.files else {}
-        X, mapping = _map_member(path, "X.npy")
+        offset, shape, dtype = _locate_member(path, "X.npy")
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
         raise ModelFileError(f"{path}: not a readable feature file ({error})") from None
     n = height * width * 3
-    if X.dtype != np.uint8 or X.ndim != 2 or X.shape[1] != n or len(y) != len(X):
+    if dtype != np.uint8 or len(shape) != 2 or shape[1] != n or len(y) != shape[0]:
         raise ModelFileError(f"{path}: X must be m x {n} uint8 with m labels")
     if y.dtype.kind not in "iu" or (len(y) and (y.min() < 0 or y.max() >= len(classes))):
         raise ModelFileError(f"{path}: labels y must be class indices below {len(classes)}")
-    return FeatureFile(path, X, y.astype(np.int64), classes, paths, (width, height),
-                       metadata if isinstance(metadata, dict) else {}, mapping)
+    return FeatureFile(path, FileRows(path, offset, shape), y.astype(np.int64), classes, paths,
+                       (width, height), metadata if isinstance(metadata, dict) else {})
 
 
-def _map_member(path, member):
-    """Memory-map the .npy array stored uncompressed as `member` of the zip at path."""
+def _locate_member(path, member):
+    """(data offset, shape, dtype) of the .npy array stored uncompressed as `member` of the
+    zip at path, from the zip local header and the .npy header."""
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo(member)
     if info.compress_type != zipfile.ZIP_STORED:
@@ -150,11 +194,7 @@ def _map_member(path, member):
         shape, fortran_order, dtype = read_header(file)
         if fortran_order or dtype.hasobject:
             raise ValueError(f"{member} is not a C-ordered plain array")
-        offset = file.tell()
-        if shape and 0 in shape:
-            return np.zeros(shape, dtype=dtype), None
-        mapping = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-    return np.ndarray(shape, dtype=dtype, buffer=mapping, offset=offset), mapping
+        return file.tell(), shape, dtype
 
 
 def available_memory():
@@ -297,13 +337,12 @@ def prepare(data, options, load_folder):
     init_model = load_init(options.init, options.size, options) if options.init else None
     size = options.size or (init_model.size if init_model else DEFAULT_SIZE)
 
-    release = None
     if data.is_file():
         if not is_feature_file(data):
             raise DataError(f"{data}: not a folder of class subfolders nor a feature file")
         features = open_feature_file(data)
         X_uint8, y, classes, paths = features.X, features.y, features.classes, features.paths
-        size, release = features.size, features.release
+        size = features.size
         root = features.metadata.get("source", "")
         streamed, note = choose_streaming(*X_uint8.shape, forced=options.stream)
         skipped = 0
@@ -337,12 +376,12 @@ def prepare(data, options, load_folder):
     if init_model is not None:
         mean, scale = init_model.feature_mean, init_model.feature_scale
     elif options.standardize:
-        mean, scale = core.standardizer(core.RowBlocks(X_uint8, train_rows, release=release))
+        mean, scale = core.standardizer(core.RowBlocks(X_uint8, train_rows))
     else:
         mean, scale = None, None
 
     result = TrainingData(
-        X=_features(X_uint8, train_rows, mean, scale, release, streamed),
+        X=_features(X_uint8, train_rows, mean, scale, streamed),
         y=y if train_rows is None else y[train_rows],
         classes=order, size=tuple(size), source=str(data), mean=mean, scale=scale,
         streamed=streamed, memory_note=note, skipped=skipped,
@@ -354,7 +393,7 @@ def prepare(data, options, load_folder):
         result.sample_weight = np.asarray(result.class_weights)[result.y]
     if val_rows is not None:
         result.validation = _validation(
-            _features(X_uint8, val_rows, mean, scale, release, streamed), y[val_rows], result)
+            _features(X_uint8, val_rows, mean, scale, streamed), y[val_rows], result)
         result.val_source = f"{len(val_rows)} images of {data} (--val-split {options.val_split:g})"
     elif options.val_data is not None:
         result.validation = _load_validation(options.val_data, result, load_folder)
@@ -363,13 +402,13 @@ def prepare(data, options, load_folder):
     return result
 
 
-def _features(X_uint8, rows, mean, scale, release, streamed):
-    """Selected rows of uint8 X -> RowBlocks (streamed) or an m x n float32 array, built one
-    block at a time so that no second full-size copy exists."""
-    blocks = core.RowBlocks(X_uint8, rows, mean, scale, release=release)
+def _features(X_uint8, rows, mean, scale, streamed):
+    """Selected rows of uint8 X (array or FileRows) -> RowBlocks (streamed) or an m x n
+    float32 array, built one block at a time so that no second full-size copy exists."""
+    blocks = core.RowBlocks(X_uint8, rows, mean, scale)
     if streamed:
         return blocks
-    if rows is None and release is None:
+    if rows is None and isinstance(X_uint8, np.ndarray):
         return core.scale_pixels(X_uint8, mean, scale)
     out = np.empty(blocks.shape, dtype=np.float32)
     for start, block in blocks.uint8_blocks():
@@ -401,11 +440,11 @@ def _load_validation(path, data, load_folder):
             raise DataError(f"--val {path} has {features.X.shape[1]} features but the training "
                             f"data has {_n_features(data)}")
         y = remap_labels(features.y, features.classes, data.classes)
-        X = _features(features.X, None, data.mean, data.scale, features.release, data.streamed)
+        X = _features(features.X, None, data.mean, data.scale, data.streamed)
     else:
         dataset = load_folder(path, data.size, data.classes)
         y = dataset.y
-        X = _features(dataset.X, None, data.mean, data.scale, None, False)
+        X = _features(dataset.X, None, data.mean, data.scale, False)
     if not len(y):
         raise DataError(f"--val {path}: found 0 images")
     return _validation(X, y, data)
