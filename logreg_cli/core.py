@@ -266,9 +266,20 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     fit.weights64, fit.bias64 = W, b
     fit.weights = W.astype(np.float32)
     fit.bias = b.astype(np.float32)
-    if not (np.isfinite(fit.weights).all() and np.isfinite(fit.bias).all()):
+    if not _finite_scores(X, fit.weights, fit.bias):
         raise TrainingDiverged(len(fit.history), config.lr_at(max(len(fit.history) - 1, 0)))
     return fit
+
+
+def _finite_scores(X, W, b):
+    """True when W, b and the float32 scores X W + b are finite (X may be a RowBlocks).
+
+    The float64 iterates (Gram space) can stay finite while the float32 model overflows.
+    """
+    if not (np.isfinite(W).all() and np.isfinite(b).all()):
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(scores(X, W, b)).all())
 
 
 def choose_method(m, n, c, config, streamed=False):
