@@ -342,6 +342,9 @@ def prepare(data, options, load_folder):
             raise DataError(f"{data}: not a folder of class subfolders nor a feature file")
         features = open_feature_file(data)
         X_uint8, y, classes, paths = features.X, features.y, features.classes, features.paths
+        if options.size is not None and tuple(options.size) != tuple(features.size):
+            raise DataError(f"{data} holds {features.size[0]}x{features.size[1]} images; "
+                            f"--size {options.size[0]}x{options.size[1]} cannot change that")
         size = features.size
         root = features.metadata.get("source", "")
         streamed, note = choose_streaming(*X_uint8.shape, forced=options.stream)

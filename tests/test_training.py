@@ -410,3 +410,10 @@ def test_memory_choice_says_why():
 def test_stream_needs_a_feature_file(folder, tmp_path):
     result = run(["train", folder, "--stream", "-m", tmp_path / "m.npz"])
     assert result.exit_code == 2 and "logreg flatten" in result.stderr
+
+
+def test_size_cannot_change_a_feature_file(tmp_path):
+    X = np.zeros((4, 48), dtype=np.uint8)
+    features = make_features(tmp_path / "f.npz", X, [0, 1, 0, 1], ["a", "b"], (4, 4))
+    result = run(["train", features, "--size", "8x8", "-m", tmp_path / "m.npz"])
+    assert result.exit_code == 2 and "holds 4x4 images" in result.stderr

@@ -9,6 +9,8 @@ process, and the process's peak RSS):
           (X @ w and X^T dz), the floor of gradient descent. Goal: ratio <= 1.2.
   gram    m < n, full batch: an epoch in the m x m Gram space vs a plain epoch; the one-off
           cost of building K is reported separately.
+  in-memory  a feature file loaded as float32 X: peak RSS against the budget 1.3 x (float32
+          size of X) + 150 MB (the "epoch s" column is the load time, "base s" the budget in MB).
   stream  a feature file on disk, streamed in row blocks (full batch, and mini-batches of
           512): epoch vs one pass reading and converting the blocks (the I/O floor).
 
@@ -130,7 +132,24 @@ def case_stream(m, n, repeat, batch_size=None):
             "peak_rss_mb": peak_rss_mb(), "file_mb": m * n / 2**20}
 
 
+def case_in_memory(m, n, repeat):
+    """Peak RSS of loading a feature file into memory as float32 and training one epoch."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "features.npz"
+        write_feature_file(path, m, n)
+        before = peak_rss_mb()
+        start = time.perf_counter()
+        data = training.prepare(path, training.TrainOptions(stream=False), load_folder=None)
+        load = time.perf_counter() - start
+        training.run(data, core.TrainConfig(lr=0.01, epochs=1))
+    x_mb = m * n * 4 / 2**20
+    return {"case": f"in memory m={m} n={n}", "epoch_s": load, "baseline": "1.3 X32 + 150 MB",
+            "baseline_s": 1.3 * x_mb + 150, "ratio": peak_rss_mb() / (1.3 * x_mb + 150),
+            "peak_rss_mb": peak_rss_mb(), "x_float32_mb": x_mb, "rss_before_mb": before}
+
+
 CASES = {
+    "in-memory": lambda sizes, r: case_in_memory(*sizes["stream"], r),
     "full": lambda sizes, r: case_full(*sizes["full"], r),
     "gram": lambda sizes, r: case_gram(*sizes["gram"], r),
     "stream": lambda sizes, r: case_stream(*sizes["stream"], r),
@@ -157,7 +176,8 @@ def main():
             command.append("--small")
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         row = json.loads(done.stdout.strip().splitlines()[-1])
-        extra = "".join(f"  {k}={v:.3f}" for k, v in row.items() if k in ("gram_build_s",))
+        extra = "".join(f"  {k}={v:.3f}" for k, v in row.items()
+                        if k in ("gram_build_s", "rss_before_mb"))
         size = row.get("x_float32_mb", row.get("file_mb"))
         print(f"{row['case']:<38} {row['epoch_s']:9.5f} {row['baseline']:>22} "
               f"{row['baseline_s']:9.5f} {row['ratio']:6.2f} {row['peak_rss_mb']:8.0f} MB"
