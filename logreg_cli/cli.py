@@ -236,11 +236,7 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
     if rates is not None:
         return compare_rates(prepared, config, options, rates, model_path, plot, quiet)
 
-    def on_first_signal(name):
-        say(f"{name}: stopping at the end of this epoch (press Ctrl-C again to abort "
-            "without saving)")
-
-    with training.stop_on_signals(on_first_signal) as stop:
+    with training.stop_on_signals() as stop:
         outcome = train_with_bar(prepared, config, quiet, stop)
         model = training.build_model(prepared, outcome, config, options, __version__)
         if history is not None:

@@ -28,6 +28,7 @@ DEFAULT_SIZE = (64, 64)
 MEMORY_FACTOR = 1.3
 MEMORY_OVERHEAD = 150 << 20
 EXIT_INTERRUPTED = 130
+STOP_NOTICE = "stopping at the end of this epoch (press Ctrl-C again to abort without saving)"
 
 
 @dataclass
@@ -471,10 +472,11 @@ class StopFlag:
 
 
 @contextmanager
-def stop_on_signals(on_first=None):
+def stop_on_signals(notice=STOP_NOTICE):
     """While active, a first SIGINT or SIGTERM sets the yielded StopFlag (training stops at
-    the end of the epoch) and calls on_first(name); a second one raises KeyboardInterrupt
-    at once. Handlers are restored on exit. Outside the main thread it does nothing."""
+    the end of the epoch) and writes "NAME: notice" to stderr; a second one raises
+    KeyboardInterrupt at once. Handlers are restored on exit. Outside the main thread it
+    does nothing."""
     flag = StopFlag()
     if threading.current_thread() is not threading.main_thread():
         yield flag
@@ -484,8 +486,9 @@ def stop_on_signals(on_first=None):
         if flag:
             raise KeyboardInterrupt
         flag.signal_name = signal.Signals(number).name
-        if on_first is not None:
-            on_first(flag.signal_name)
+        if notice:
+            # os.write, not print: a handler may run in the middle of another write to stderr
+            os.write(2, f"\n{flag.signal_name}: {notice}\n".encode())
 
     previous = {number: signal.signal(number, handle) for number in (signal.SIGINT, signal.SIGTERM)}
     try:

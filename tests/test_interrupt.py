@@ -57,6 +57,7 @@ def test_first_signal_saves_a_complete_model_and_exits_130(tmp_path, signal_numb
     assert code == 130, stderr
     assert stdout == ""
     name = signal.Signals(signal_number).name
+    assert f"{name}: stopping at the end of this epoch" in stderr
     assert f"interrupted by {name}" in stderr and f"model written to {model_path}" in stderr
     model = load_model(model_path)
     meta = model.metadata
