@@ -13,6 +13,7 @@ import signal
 import struct
 import threading
 import time
+import weakref
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -100,6 +101,7 @@ class FileRows:
         self.offset = offset
         self.shape = tuple(shape)
         self._file = open(path, "rb")
+        weakref.finalize(self, self._file.close)
 
     def __len__(self):
         return self.shape[0]
@@ -152,7 +154,8 @@ def open_feature_file(path):
     """Open a feature file: labels, classes, paths and size are read, X is left on disk."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # our own file object: np.load leaks the one it opens when the zip is damaged
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as archive:
             missing = [key for key in ("X", "y", "classes", "paths", "size") if key not in archive.files]
             if missing:
                 what = "a model file" if "weights" in archive.files else "an .npz file"

@@ -140,11 +140,13 @@ def test_feature_file_rows_are_read_on_demand(tmp_path):
     assert features.classes == ["a", "b", "c"] and features.size == (4, 4)
     with pytest.raises(IndexError):
         features.X[[300]]
+    features.X.close()
 
 
 def test_truncated_feature_file_is_a_clear_error(tmp_path):
     data = small_file(tmp_path)
     features = training.open_feature_file(data)
+    features.X.close()
     whole = data.read_bytes()
     data.write_bytes(whole[: features.X.offset + 1000])
     result = CliRunner().invoke(cli, ["train", str(data), "-m", str(tmp_path / "m.npz")])

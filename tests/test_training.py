@@ -82,7 +82,7 @@ def test_history_shows_the_learning_rate_used(folder, tmp_path):
     train_ok(folder, "--size", "4x4", "--epochs", "6", "--lr", "0.2", "--decay", "inverse",
              "--decay-rate", "0.5", "--decay-steps", "2", "--history", history,
              "-m", tmp_path / "m.npz")
-    rows = list(csv.DictReader(history.open()))
+    rows = list(csv.DictReader(history.read_text().splitlines()))
     assert [int(r["epoch"]) for r in rows] == list(range(6))
     assert [float(r["lr"]) for r in rows] == pytest.approx(
         [0.2 / (1 + 0.5 * (t // 2)) for t in range(6)], rel=1e-12)
@@ -149,7 +149,7 @@ def test_val_split_history_and_summary(folder, tmp_path):
     history, model_path = tmp_path / "h.csv", tmp_path / "m.npz"
     result = train_ok(folder, "--size", "4x4", "--epochs", "8", "--lr", "0.05",
                       "--val-split", "0.25", "--history", history, "-m", model_path)
-    rows = list(csv.DictReader(history.open()))
+    rows = list(csv.DictReader(history.read_text().splitlines()))
     assert list(rows[0]) == ["epoch", "lr", "cost", "val_cost", "val_accuracy"]
     assert len(rows) == 8 and all(0 <= float(r["val_accuracy"]) <= 1 for r in rows)
     meta = load_model(model_path).metadata
@@ -341,7 +341,7 @@ def test_resume_from_a_model_file_equals_an_uninterrupted_run(folder, tmp_path):
     train_ok(*common, "--epochs", "10", "--history", tmp_path / "a.csv", "-m", tmp_path / "half.npz")
     train_ok(folder, "--lr", "0.05", "--epochs", "10", "--init", tmp_path / "half.npz",
              "--history", tmp_path / "b.csv", "-m", tmp_path / "resumed.npz")
-    costs = lambda name: [float(r["cost"]) for r in csv.DictReader((tmp_path / name).open())]
+    costs = lambda name: [float(r["cost"]) for r in csv.DictReader((tmp_path / name).read_text().splitlines())]
     # the model file stores float32 weights: the only difference is that rounding
     np.testing.assert_allclose(costs("a.csv") + costs("b.csv"), costs("whole.csv"), rtol=1e-6)
     whole, resumed = load_model(tmp_path / "whole.npz"), load_model(tmp_path / "resumed.npz")
@@ -417,3 +417,15 @@ def test_size_cannot_change_a_feature_file(tmp_path):
     features = make_features(tmp_path / "f.npz", X, [0, 1, 0, 1], ["a", "b"], (4, 4))
     result = run(["train", features, "--size", "8x8", "-m", tmp_path / "m.npz"])
     assert result.exit_code == 2 and "holds 4x4 images" in result.stderr
+
+
+def test_a_folder_and_its_feature_file_train_the_same_model(folder, tmp_path):
+    flattened = run(["flatten", folder, "--size", "4x4", "-o", tmp_path / "f.npz"])
+    assert flattened.exit_code == 0, flattened.stderr
+    common = ["--epochs", "10", "--lr", "0.05", "--val-split", "0.3"]
+    train_ok(folder, "--size", "4x4", *common, "-m", tmp_path / "a.npz")
+    train_ok(tmp_path / "f.npz", *common, "-m", tmp_path / "b.npz")
+    a, b = load_model(tmp_path / "a.npz"), load_model(tmp_path / "b.npz")
+    assert a.metadata["data"]["validation_images"] == b.metadata["data"]["validation_images"]
+    assert a.weights.tobytes() == b.weights.tobytes()
+    assert a.metadata["history"] == b.metadata["history"]
