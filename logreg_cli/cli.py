@@ -228,11 +228,11 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         return load_dataset(path, size, quiet, strict, jobs, classes=classes)
 
     prepared = training.prepare(data, options, load_folder)
-    m, n = prepared.X.shape
-    validation = "" if prepared.validation is None else f", {len(prepared.validation.y)} for validation"
-    say(f"training on {m} images x {n} features, {prepared.n_classes} classes{validation}; "
-        f"{'streaming row blocks' if prepared.streamed else 'in memory'} ({prepared.memory_note})",
-        quiet)
+    if data.is_file():  # a feature file: say whether it is streamed or held in memory
+        m, n = prepared.X.shape
+        say(f"training on {m} images x {n} features from {data}, "
+            f"{'streaming row blocks' if prepared.streamed else 'in memory'} "
+            f"({prepared.memory_note})", quiet)
     if rates is not None:
         return compare_rates(prepared, config, options, rates, model_path, plot, quiet)
 
@@ -262,7 +262,7 @@ def train_with_bar(prepared, config, quiet, stop, desc="training"):
             if stats.val_cost is not None:
                 postfix.update(val_cost=f"{stats.val_cost:.6f}",
                                val_acc=f"{100 * stats.val_accuracy:.1f}%")
-            bar.set_postfix(postfix, refresh=False)
+            bar.set_postfix(refresh=False, **postfix)
             return bool(stop)
 
         fit, seconds = training.run(prepared, config, on_epoch)

@@ -161,19 +161,23 @@ def open_feature_file(path):
                 what = "a model file" if "weights" in archive.files else "an .npz file"
                 raise ModelFileError(f"{path}: {what}, not a logreg feature file "
                                      f"(missing {', '.join(missing)})")
-            y = archive["y"]
-            classes = archive["classes"].tolist()
+            y, names, size = archive["y"], archive["classes"], archive["size"]
             paths = archive["paths"].tolist()
-            height, width = (int(v) for v in archive["size"])
             metadata = json.loads(str(archive["metadata"])) if "metadata" in archive.files else {}
         offset, shape, dtype = _locate_member(path, "X.npy")
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
         raise ModelFileError(f"{path}: not a readable feature file ({error})") from None
+    if size.shape != (2,) or size.dtype.kind not in "iu" or (size < 1).any():
+        raise ModelFileError(f"{path}: size must be two positive integers, got {size.tolist()}")
+    if names.ndim != 1 or names.dtype.kind != "U":
+        raise ModelFileError(f"{path}: classes must be a list of names")
+    if y.ndim != 1 or y.dtype.kind not in "iu" or (len(y) and not 0 <= y.min() <= y.max() < len(names)):
+        raise ModelFileError(f"{path}: y must hold class indices from 0 to {len(names) - 1}")
+    height, width = (int(v) for v in size)
     n = height * width * 3
     if dtype != np.uint8 or len(shape) != 2 or shape[1] != n or len(y) != shape[0]:
         raise ModelFileError(f"{path}: X must be m x {n} uint8 with m labels")
-    if y.dtype.kind not in "iu" or (len(y) and (y.min() < 0 or y.max() >= len(classes))):
-        raise ModelFileError(f"{path}: labels y must be class indices below {len(classes)}")
+    classes = names.tolist()
     return FeatureFile(path, FileRows(path, offset, shape), y.astype(np.int64), classes, paths,
                        (width, height), metadata if isinstance(metadata, dict) else {})
 
@@ -566,17 +570,19 @@ def build_model(data, outcome, config, options, version):
         },
         "data": {"source": data.source, "images": int(len(data.y)),
                  "class_counts": _class_counts(data.y, data.classes),
-                 "skipped": data.skipped, "validation": data.val_source,
-                 "validation_images": None if data.validation is None else int(len(data.validation.y)),
-                 "class_weights": data.class_weights},
+                 "skipped": data.skipped, "class_weights": data.class_weights},
         "method": fit.method,
         "epochs_run": fit.epochs_run,
         "final_cost": fit.final_cost,
         "train_accuracy": outcome.train_accuracy,
-        "val_accuracy": outcome.val_accuracy,
-        "kept_epoch": fit.best_epoch,
-        "kept_val_cost": None if best is None else best.val_cost,
-        "early_stopped": fit.early_stopped,
+        "validation": None if data.validation is None else {
+            "source": data.val_source,
+            "images": int(len(data.validation.y)),
+            "accuracy": outcome.val_accuracy,
+            "kept_epoch": fit.best_epoch,
+            "kept_val_cost": None if best is None else best.val_cost,
+            "early_stopped": fit.early_stopped,
+        },
         "interrupted": outcome.interrupted is not None,
         "interrupted_by": outcome.interrupted,
         "seconds": round(outcome.seconds, 3),

@@ -65,7 +65,7 @@ def test_first_signal_saves_a_complete_model_and_exits_130(tmp_path, signal_numb
     assert 0 < meta["epochs_run"] < 100000000
     # with validation, the saved weights are the best epoch's
     val_costs = meta["history"]["val_cost"]
-    assert meta["kept_epoch"] == int(np.argmin(val_costs))
+    assert meta["validation"]["kept_epoch"] == int(np.argmin(val_costs))
     assert "kept the weights of epoch" in stderr
     history_rows = (tmp_path / "h.csv").read_text().splitlines()
     assert len(history_rows) == len(val_costs) + 1

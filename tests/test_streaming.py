@@ -102,7 +102,7 @@ def test_streamed_mini_batches_give_the_in_memory_weights_bit_for_bit(tmp_path):
     assert s.weights.tobytes() == n.weights.tobytes() and s.bias.tobytes() == n.bias.tobytes()
     np.testing.assert_allclose(s.metadata["history"]["val_cost"],
                                n.metadata["history"]["val_cost"], rtol=1e-6)
-    assert s.metadata["kept_epoch"] == n.metadata["kept_epoch"]
+    assert s.metadata["validation"]["kept_epoch"] == n.metadata["validation"]["kept_epoch"]
 
 
 def test_streamed_full_batch_matches_in_memory(tmp_path):

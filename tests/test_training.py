@@ -153,9 +153,9 @@ def test_val_split_history_and_summary(folder, tmp_path):
     assert list(rows[0]) == ["epoch", "lr", "cost", "val_cost", "val_accuracy"]
     assert len(rows) == 8 and all(0 <= float(r["val_accuracy"]) <= 1 for r in rows)
     meta = load_model(model_path).metadata
-    assert meta["data"]["images"] + meta["data"]["validation_images"] == 24
+    assert meta["data"]["images"] + meta["validation"]["images"] == 24
     best = min(range(8), key=lambda t: float(rows[t]["val_cost"]))
-    assert meta["kept_epoch"] == best
+    assert meta["validation"]["kept_epoch"] == best
     assert result.stdout == ""
     for text in ("trained 8 epochs", "final cost", "train accuracy", "validation accuracy",
                  f"kept the weights of epoch {best}", f"model written to {model_path}", " s "):
@@ -167,7 +167,7 @@ def test_val_data_folder(folder, tmp_path):
     model_path = tmp_path / "m.npz"
     result = train_ok(folder, "--size", "4x4", "--epochs", "5", "--val", val, "-m", model_path)
     assert "validation accuracy" in result.stderr
-    assert load_model(model_path).metadata["data"]["validation_images"] == 7
+    assert load_model(model_path).metadata["validation"]["images"] == 7
 
 
 def test_val_with_an_unknown_class_is_a_clear_error(folder, tmp_path):
@@ -230,10 +230,11 @@ def test_early_stop_from_the_command_line(tmp_path):
     result = train_ok(features, "--epochs", "3000", "--lr", "0.5", "--val-split", "0.5",
                       "--early-stop", "4", "-m", model_path)
     meta = load_model(model_path).metadata
-    assert meta["early_stopped"] and meta["epochs_run"] == meta["kept_epoch"] + 4 < 3000
-    assert meta["kept_epoch"] > 0
+    kept = meta["validation"]["kept_epoch"]
+    assert meta["validation"]["early_stopped"] and meta["epochs_run"] == kept + 4 < 3000
+    assert kept > 0
     assert "early stop" in result.stderr
-    assert f"kept the weights of epoch {meta['kept_epoch']}" in result.stderr
+    assert f"kept the weights of epoch {kept}" in result.stderr
 
 
 # ---------------------------------------------------------------- class weights, positive
@@ -426,6 +427,6 @@ def test_a_folder_and_its_feature_file_train_the_same_model(folder, tmp_path):
     train_ok(folder, "--size", "4x4", *common, "-m", tmp_path / "a.npz")
     train_ok(tmp_path / "f.npz", *common, "-m", tmp_path / "b.npz")
     a, b = load_model(tmp_path / "a.npz"), load_model(tmp_path / "b.npz")
-    assert a.metadata["data"]["validation_images"] == b.metadata["data"]["validation_images"]
+    assert a.metadata["validation"]["images"] == b.metadata["validation"]["images"]
     assert a.weights.tobytes() == b.weights.tobytes()
     assert a.metadata["history"] == b.metadata["history"]
