@@ -210,6 +210,7 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         logreg train images/ --val-split 0.2 --early-stop 50 --plot curve.png
     """
     from . import core, training
+    from .model import save_model
 
     config = core.TrainConfig(lr=lr, epochs=epochs, decay=decay, decay_rate=decay_rate,
                               decay_steps=decay_steps, batch_size=batch_size, l2=l2, seed=seed,
@@ -228,27 +229,30 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         return load_dataset(path, size, quiet, strict, jobs, classes=classes)
 
     prepared = training.prepare(data, options, load_folder)
-    if data.is_file():  # a feature file: say whether it is streamed or held in memory
-        m, n = prepared.X.shape
-        say(f"training on {m} images x {n} features from {data}, "
-            f"{'streaming row blocks' if prepared.streamed else 'in memory'} "
-            f"({prepared.memory_note})", quiet)
     if rates is not None:
         return compare_rates(prepared, config, options, rates, model_path, plot, quiet)
 
     with training.stop_on_signals() as stop:
+        announce(prepared, quiet)
         outcome = train_with_bar(prepared, config, quiet, stop)
         model = training.build_model(prepared, outcome, config, options, __version__)
         if history is not None:
             training.write_history(history, outcome.fit.history, prepared.validation is not None)
         if plot is not None:
             draw_learning_curve(plot, outcome.fit.history, str(data))
-        from .model import save_model
-
         save_model(model, model_path)
     for line in training.summary(prepared, outcome, model_path):
         say(line, quiet and not outcome.interrupted)
     return training.EXIT_INTERRUPTED if outcome.interrupted else 0
+
+
+def announce(prepared, quiet):
+    """For a feature file, say whether X is streamed or held in memory, and why."""
+    if Path(prepared.source).is_file():
+        m, n = prepared.X.shape
+        say(f"training on {m} images x {n} features from {prepared.source}, "
+            f"{'streaming row blocks' if prepared.streamed else 'in memory'} "
+            f"({prepared.memory_note})", quiet)
 
 
 def train_with_bar(prepared, config, quiet, stop, desc="training"):
@@ -290,6 +294,7 @@ def compare_rates(prepared, config, options, rates, model_path, plot, quiet):
     plot = plot or Path("compare-lr.png")
     series = []
     with training.stop_on_signals() as stop:
+        announce(prepared, quiet)
         for rate in rates:
             rate_config = replace(config, lr=rate)
             outcome = train_with_bar(prepared, rate_config, quiet, stop, desc=f"lr {rate:g}")

@@ -71,7 +71,7 @@ class TrainingData:
     scale: np.ndarray | None = None
     init: tuple | None = None  # (W, b) of --init
     streamed: bool = False
-    memory_note: str = ""
+    memory_note: str = ""  # for a feature file: why it is streamed or held in memory
     skipped: int = 0
     notes: list = field(default_factory=list)
 
@@ -363,8 +363,7 @@ def prepare(data, options, load_folder):
                               f"`logreg flatten {data} -o features.npz`")
         dataset = load_folder(data, size, None)
         X_uint8, y, classes, paths = dataset.X, dataset.y, dataset.classes, dataset.paths
-        root, streamed, skipped = str(data), False, len(dataset.skipped)
-        note = f"X is {_size_text(X_uint8.size * 4)} as float32; images are decoded in memory"
+        root, streamed, skipped, note = str(data), False, len(dataset.skipped), ""
     from .dataset import Dataset
 
     require_classes(Dataset(X_uint8[:0], y, classes, [], size), data)
