@@ -170,8 +170,9 @@ def main(args=None, prog_name="logreg"):
 @cli.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @model_option
-@click.option("--size", default="64x64", show_default=True,
-              help="Image size WIDTHxHEIGHT every image is resized to.")
+@click.option("--size", default=None,
+              help="Image size WIDTHxHEIGHT every image is resized to (default 64x64, or the "
+                   "--init model's).")
 @click.option("--lr", "--learning-rate", "lr", type=float, default=0.005, show_default=True,
               help="Initial learning rate.")
 @click.option("--epochs", type=click.IntRange(min=0), default=2000, show_default=True,
@@ -187,81 +188,152 @@ def main(args=None, prog_name="logreg"):
 @click.option("--l2", type=float, default=0.0, show_default=True,
               help="L2 penalty l2/(2m)|w|^2 (the bias is not penalised).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of mini-batch shuffling.")
+@click.option("--val-split", type=float, default=None,
+              help="Hold out this fraction of each class for validation (chosen by a hash of "
+                   "each file's path, so a file keeps its side when images are added).")
+@click.option("--val", "val_data", type=click.Path(path_type=Path), default=None,
+              help="Validation data (class folder or feature file) instead of --val-split.")
+@click.option("--early-stop", type=click.IntRange(min=1), default=None,
+              help="Stop after N epochs without a lower validation cost (the best epoch's "
+                   "weights are kept).")
+@click.option("--class-weight", type=click.Choice(["balanced"]), default=None,
+              help="Weigh each image by m / (classes * images of its class).")
+@click.option("--positive", default=None,
+              help="Positive class of a binary model (default: the second in sorted order).")
+@click.option("--standardize", is_flag=True,
+              help="Scale each feature by the training set's mean and std (stored in the "
+                   "model) instead of /255.")
+@click.option("--init", "init_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Continue from this model (same size and classes).")
+@click.option("--stream/--no-stream", default=None,
+              help="Stream row blocks from a feature file instead of holding X in memory "
+                   "(default: decided from the size of X and the free memory).")
 @click.option("--history", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write epoch,lr,cost per epoch to this CSV file.")
+              help="Write epoch,lr,cost (and val_cost,val_accuracy) per epoch to this CSV file.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Draw the learning curve (cost and validation cost per epoch) to this PNG.")
+@click.option("--compare-lr", default=None,
+              help="Comma-separated learning rates: train one model per rate (MODEL.lrRATE.npz) "
+                   "and draw their cost curves in one plot (--plot, default compare-lr.png).")
 @jobs_option
 @strict_option
 @quiet_option
 def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, batch_size, l2,
-          seed, history, jobs, strict, quiet):
+          seed, val_split, val_data, early_stop, class_weight, positive, standardize, init_path,
+          stream, history, plot, compare_lr, jobs, strict, quiet):
     """Train a model on DATA: a folder with one subfolder of images per class, or a
     feature file from `logreg flatten`.
 
     The cost printed and recorded for an epoch is over the training set before that
-    epoch's update, as in the classic exercise.
+    epoch's update, as in the classic exercise. Ctrl-C (or SIGTERM) stops at the end of
+    the epoch, saves the model and exits 130; a second Ctrl-C aborts without saving.
 
     \b
     Example:
         logreg train images/ --lr 0.005 --epochs 2000 --history h.csv -m cats.npz
+        logreg train images/ --val-split 0.2 --early-stop 50 --plot curve.png
     """
-    from . import core
-    from .dataset import require_classes
-    from .model import Model, save_model
+    from . import core, training
+    from .model import save_model
 
-    size = parse_size(size)
     config = core.TrainConfig(lr=lr, epochs=epochs, decay=decay, decay_rate=decay_rate,
-                              decay_steps=decay_steps, batch_size=batch_size, l2=l2, seed=seed)
+                              decay_steps=decay_steps, batch_size=batch_size, l2=l2, seed=seed,
+                              early_stop=early_stop)
     config.validate()
-    dataset = load_dataset(data, size, quiet, strict, jobs)
-    require_classes(dataset, data)
-    size = dataset.size
-    X = core.scale_pixels(dataset.X)
+    options = training.TrainOptions(
+        size=None if size is None else parse_size(size), val_split=val_split, val_data=val_data,
+        class_weight=class_weight, positive=positive, standardize=standardize, init=init_path,
+        stream=stream)
+    options.validate()
+    rates = None if compare_lr is None else training.parse_rates(compare_lr)
+    if early_stop is not None and val_split is None and val_data is None:
+        raise LogregError("--early-stop needs validation data: add --val-split F or --val DATA")
 
-    started = time.perf_counter()
-    with progress_bar(quiet, total=epochs, desc="training", unit="epoch") as bar:
+    def load_folder(path, size, classes):
+        return load_dataset(path, size, quiet, strict, jobs, classes=classes)
+
+    prepared = training.prepare(data, options, load_folder)
+    if rates is not None:
+        return compare_rates(prepared, config, options, rates, model_path, plot, quiet)
+
+    with training.stop_on_signals() as stop:
+        announce(prepared, quiet)
+        outcome = train_with_bar(prepared, config, quiet, stop)
+        model = training.build_model(prepared, outcome, config, options, __version__)
+        if history is not None:
+            training.write_history(history, outcome.fit.history, prepared.validation is not None)
+        if plot is not None:
+            draw_learning_curve(plot, outcome.fit.history, str(data))
+        save_model(model, model_path)
+    for line in training.summary(prepared, outcome, model_path):
+        say(line, quiet and not outcome.interrupted)
+    return training.EXIT_INTERRUPTED if outcome.interrupted else 0
+
+
+def announce(prepared, quiet):
+    """For a feature file, say whether X is streamed or held in memory, and why."""
+    if Path(prepared.source).is_file():
+        m, n = prepared.X.shape
+        say(f"training on {m} images x {n} features from {prepared.source}, "
+            f"{'streaming row blocks' if prepared.streamed else 'in memory'} "
+            f"({prepared.memory_note})", quiet)
+
+
+def train_with_bar(prepared, config, quiet, stop, desc="training"):
+    """Run training under a tqdm bar showing cost, lr and validation figures."""
+    from . import training
+
+    with progress_bar(quiet, total=config.epochs, desc=desc, unit="epoch") as bar:
         def on_epoch(stats):
             bar.update(1)
-            bar.set_postfix(cost=f"{stats.cost:.6f}", lr=f"{stats.lr:.3g}", refresh=False)
+            postfix = {"cost": f"{stats.cost:.6f}", "lr": f"{stats.lr:.3g}"}
+            if stats.val_cost is not None:
+                postfix.update(val_cost=f"{stats.val_cost:.6f}",
+                               val_acc=f"{100 * stats.val_accuracy:.1f}%")
+            bar.set_postfix(refresh=False, **postfix)
+            return bool(stop)
 
-        fit = core.train(X, dataset.y, len(dataset.classes), config, on_epoch=on_epoch)
-    seconds = time.perf_counter() - started
-
-    predicted = core.predict_proba(X, fit.weights, fit.bias).argmax(axis=1)
-    correct = int((predicted == dataset.y).sum())
-    model = Model(fit.weights, fit.bias, dataset.classes, size, metadata={
-        "logreg_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "options": {"size": f"{size[0]}x{size[1]}", "lr": lr, "epochs": epochs, "decay": decay,
-                    "decay_rate": decay_rate, "decay_steps": decay_steps,
-                    "batch_size": batch_size, "l2": l2, "seed": seed, "scaling": "unit"},
-        "data": {"source": str(data), "images": len(dataset.y),
-                 "class_counts": dataset.class_counts(), "skipped": len(dataset.skipped)},
-        "method": fit.method,
-        "epochs_run": len(fit.history),
-        "final_cost": fit.final_cost,
-        "train_accuracy": correct / len(dataset.y),
-        "seconds": round(seconds, 3),
-        "history": {"epoch": [h.epoch for h in fit.history], "lr": [h.lr for h in fit.history],
-                    "cost": [h.cost for h in fit.history]},
-    })
-    if history is not None:
-        write_history(history, fit.history)
-    save_model(model, model_path)
-    if not quiet:
-        cost = "n/a" if fit.final_cost is None else f"{fit.final_cost:.6f}"
-        say(f"trained {len(fit.history)} epochs in {seconds:.2f} s ({fit.method}); "
-            f"final cost {cost}; train accuracy {100 * correct / len(dataset.y):.2f} % "
-            f"({correct}/{len(dataset.y)}); model written to {model_path}")
+        fit, seconds = training.run(prepared, config, on_epoch)
+    return training.evaluate_fit(prepared, fit, seconds, stop.signal_name)
 
 
-def write_history(path, history):
-    from .atomic import write_atomically
+def draw_learning_curve(path, history, title):
+    from .plots import learning_curve_png
 
-    text = io.StringIO()
-    text.write("epoch,lr,cost\n")
-    for stats in history:
-        text.write(f"{stats.epoch},{stats.lr!r},{stats.cost!r}\n")
-    write_atomically(path, lambda file: file.write(text.getvalue().encode()))
+    series = [("cost", [h.epoch for h in history], [h.cost for h in history])]
+    if history and history[0].val_cost is not None:
+        series.append(("validation cost", [h.epoch for h in history],
+                       [h.val_cost for h in history]))
+    learning_curve_png(path, series, title=f"learning curve: {title}")
+
+
+def compare_rates(prepared, config, options, rates, model_path, plot, quiet):
+    """--compare-lr: one model per learning rate, all cost curves in one PNG."""
+    from dataclasses import replace
+
+    from . import training
+    from .model import save_model
+    from .plots import learning_curve_png
+
+    plot = plot or Path("compare-lr.png")
+    series = []
+    with training.stop_on_signals() as stop:
+        announce(prepared, quiet)
+        for rate in rates:
+            rate_config = replace(config, lr=rate)
+            outcome = train_with_bar(prepared, rate_config, quiet, stop, desc=f"lr {rate:g}")
+            path = training.rate_model_path(model_path, rate)
+            save_model(training.build_model(prepared, outcome, rate_config, options, __version__),
+                       path)
+            history = outcome.fit.history
+            series.append((f"lr {rate:g}", [h.epoch for h in history], [h.cost for h in history]))
+            for line in training.summary(prepared, outcome, path):
+                say(line, quiet and not outcome.interrupted)
+            if outcome.interrupted:
+                break
+        learning_curve_png(plot, series, title="cost for each learning rate")
+    say(f"plot written to {plot}", quiet)
+    return training.EXIT_INTERRUPTED if stop else 0
 
 
 # ---------------------------------------------------------------- predict

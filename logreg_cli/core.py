@@ -83,6 +83,11 @@ def cost_and_delta(Z, y, sample_weight=None):
     return float(losses.sum()) / m, dZ
 
 
+def predicted_classes(Z):
+    """Class index per row of scores Z (m x c): z > 0 for one sigmoid, argmax for softmax."""
+    return (Z[:, 0] > 0).astype(np.int64) if Z.shape[1] == 1 else Z.argmax(axis=1)
+
+
 # ---------------------------------------------------------------- learning-rate schedules
 
 
@@ -124,6 +129,7 @@ class TrainConfig:
     l2: float = 0.0
     seed: int = 0
     method: str = "auto"  # "auto", "plain" or "gram" (full batch only)
+    early_stop: int | None = None  # stop after this many epochs without a better val cost
 
     def validate(self):
         """Raise LogregError naming the first option that is out of range."""
@@ -141,17 +147,22 @@ class TrainConfig:
             raise LogregError(f"--batch-size must be 1 or more, got {self.batch_size}")
         if not (np.isfinite(self.l2) and self.l2 >= 0):
             raise LogregError(f"--l2 must be 0 or more, got {self.l2:g}")
+        if self.early_stop is not None and self.early_stop < 1:
+            raise LogregError(f"--early-stop must be 1 or more, got {self.early_stop}")
         if self.method not in ("auto", "plain", "gram"):
             raise LogregError(f"unknown training method {self.method!r}")
 
     def lr_at(self, epoch):
         return learning_rate(self.decay, self.lr, epoch, self.epochs, self.decay_rate, self.decay_steps)
 
-    def learning_rates(self):
-        """The learning rate of every epoch, as a list of floats."""
-        epochs = np.arange(self.epochs)
-        rates = learning_rate(self.decay, self.lr, epochs, self.epochs, self.decay_rate, self.decay_steps)
-        return np.broadcast_to(np.asarray(rates, dtype=np.float64), epochs.shape).tolist()
+    def learning_rates(self, chunk=4096):
+        """The learning rate of every epoch, as floats, computed for `chunk` epochs at a time
+        (so --epochs 100000000 costs no memory before the first epoch)."""
+        for start in range(0, self.epochs, chunk):
+            epochs = np.arange(start, min(start + chunk, self.epochs))
+            rates = learning_rate(self.decay, self.lr, epochs, self.epochs, self.decay_rate,
+                                  self.decay_steps)
+            yield from np.broadcast_to(np.asarray(rates, dtype=np.float64), epochs.shape).tolist()
 
 
 @dataclass
@@ -161,6 +172,8 @@ class EpochStats:
     epoch: int
     lr: float
     cost: float
+    val_cost: float | None = None  # over the validation set, with the same weights
+    val_accuracy: float | None = None
 
 
 @dataclass
@@ -171,11 +184,25 @@ class Fit:
     bias: np.ndarray
     method: str
     history: list = field(default_factory=list)
-    stopped_at: int | None = None  # epoch at which the callback asked to stop
+    stopped_at: int | None = None  # epoch at which the callback or early stopping stopped
+    early_stopped: bool = False
+    best_epoch: int | None = None  # with validation: the epoch whose weights were kept
+    weights64: np.ndarray | None = None  # W and b as the loop held them (float64)
+    bias64: np.ndarray | None = None
 
     @property
     def final_cost(self):
         return self.history[-1].cost if self.history else None
+
+    @property
+    def epochs_run(self):
+        """Updates applied: a stop at epoch t comes before that epoch's update."""
+        return self.stopped_at if self.stopped_at is not None else len(self.history)
+
+    @property
+    def best(self):
+        """The EpochStats of the kept epoch (with validation), else None."""
+        return None if self.best_epoch is None else self.history[self.best_epoch - self.history[0].epoch]
 
 
 def n_outputs(n_classes):
@@ -183,17 +210,34 @@ def n_outputs(n_classes):
     return 1 if n_classes == 2 else n_classes
 
 
-def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=None):
-    """Fit W and b to X (m x n float32) and labels y (m ints in [0, n_classes)).
+@dataclass
+class Validation:
+    """Held-out rows scored after every epoch: X (m_v x n float32 or RowBlocks), y (m_v ints)."""
+
+    X: object
+    y: np.ndarray
+    sample_weight: np.ndarray | None = None
+
+
+def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=None,
+          validation=None):
+    """Fit W and b to X (m x n float32, or RowBlocks) and labels y (m ints in [0, n_classes)).
 
     init: optional (W0 n x c, b0 c) to start from; zeros otherwise, as in the exercise.
     on_epoch(EpochStats) is called once per epoch; if it returns True training stops there.
-    Full batch runs in the m x m Gram space when that is cheaper (see choose_method).
+    validation: a Validation scored each epoch with the same weights as the training cost;
+    the weights of the epoch with the lowest validation cost are the ones returned, and
+    config.early_stop = N stops after N epochs without a lower one.
+    Full batch runs in the m x m Gram space when that is cheaper (see choose_method);
+    a RowBlocks X is streamed one block of rows at a time.
     """
     config = config or TrainConfig()
     config.validate()
+    if config.early_stop is not None and validation is None:
+        raise LogregError("--early-stop needs validation data (--val-split or --val)")
     m, n = X.shape
-    if X.dtype != np.float32:
+    streamed = isinstance(X, RowBlocks)
+    if not streamed and X.dtype != np.float32:
         raise LogregError(f"features must be float32, got {X.dtype}")
     y = np.asarray(y, dtype=np.int64)
     c = n_outputs(n_classes)
@@ -202,19 +246,27 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     b0 = np.zeros(c) if init is None else np.array(init[1], dtype=np.float64).reshape(c)
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight, dtype=np.float64)
+    if validation is not None:
+        validation = Validation(validation.X, np.asarray(validation.y, dtype=np.int64),
+                                validation.sample_weight)
 
-    method = choose_method(m, n, c, config)
+    method = choose_method(m, n, c, config, streamed)
+    full_batch = config.batch_size is None or config.batch_size >= m
     if method == "gram":
         loop = _gram_descent
-    elif config.batch_size is None or config.batch_size >= m:
-        loop = _full_batch_descent
+    elif full_batch:
+        loop = _streamed_full_batch if streamed else _full_batch_descent
     else:
         loop = _minibatch_descent
     fit = Fit(weights=None, bias=None, method=method)
+    tracker = _Tracker(fit, on_epoch, validation, config.early_stop)
     # Overflow only happens when training diverges, which the finite-cost check reports in
     # one line; numpy's own warnings would add noise lines before it.
     with np.errstate(over="ignore", invalid="ignore"):
-        W, b = loop(X, y, W0, b0, config, sample_weight, _recorder(fit, config, on_epoch))
+        W, b = loop(X, y, W0, b0, config, sample_weight, tracker, validation)
+        if tracker.best_weights is not None:
+            W, b = tracker.best_weights()
+    fit.weights64, fit.bias64 = W, b
     fit.weights = W.astype(np.float32)
     fit.bias = b.astype(np.float32)
     if not _finite_scores(X, fit.weights, fit.bias):
@@ -223,23 +275,28 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
 
 
 def _finite_scores(X, W, b):
-    """True when W, b and the float32 scores X W + b are finite.
+    """True when W, b and the float32 scores X W + b are finite (X may be a RowBlocks).
 
     The float64 iterates (Gram space) can stay finite while the float32 model overflows.
     """
     if not (np.isfinite(W).all() and np.isfinite(b).all()):
         return False
     with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(X @ W + b).all())
+        return bool(np.isfinite(scores(X, W, b)).all())
 
 
-def choose_method(m, n, c, config):
-    """'gram' when full batch and the m x m Gram space costs clearly fewer flops, else 'plain'.
+def choose_method(m, n, c, config, streamed=False):
+    """'gram' when full batch and the m x m Gram space costs clearly fewer flops, else 'plain'
+    ('stream' when X is a RowBlocks: rows are read block by block, never all at once).
 
     Plain: 2 passes over X per epoch, ~4 m n c flops (float32).
     Gram: building K once, ~m^2 n flops in float64 (counted twice), then ~4 m^2 c per epoch.
     """
     full_batch = config.batch_size is None or config.batch_size >= m
+    if streamed:
+        if config.method == "gram":
+            raise LogregError("the Gram method needs the features in memory (not streamed)")
+        return "stream"
     if config.method != "auto":
         if config.method == "gram" and not full_batch:
             raise LogregError("the Gram method needs full-batch training (no --batch-size)")
@@ -251,37 +308,69 @@ def choose_method(m, n, c, config):
     return "gram" if gram_flops < plain_flops else "plain"
 
 
-def _recorder(fit, config, on_epoch):
-    """Per-epoch bookkeeping shared by the loops: history, divergence, the stop request."""
+class _Tracker:
+    """Per-epoch bookkeeping shared by the loops: history, divergence, validation, the best
+    weights so far, early stopping and the stop request of on_epoch.
 
-    def record(epoch, lr, cost):
+    A loop calls tracker(epoch, lr, cost, val_scores, snapshot) before the epoch's update,
+    where val_scores() gives the validation scores of the current weights and snapshot()
+    returns a function that rebuilds the current (W, b) later (called for a new best only).
+    """
+
+    def __init__(self, fit, on_epoch, validation=None, early_stop=None):
+        self.fit = fit
+        self.on_epoch = on_epoch
+        self.validation = validation
+        self.early_stop = early_stop
+        self.best_cost = np.inf
+        self.best_weights = None
+
+    def __call__(self, epoch, lr, cost, val_scores=None, snapshot=None):
         if not np.isfinite(cost):
             raise TrainingDiverged(epoch, lr)
-        stats = EpochStats(epoch, lr, cost)
-        fit.history.append(stats)
-        if on_epoch is not None and on_epoch(stats):
-            fit.stopped_at = epoch
-            return True
-        return False
+        stats = EpochStats(epoch, float(lr), float(cost))
+        stop = False
+        if self.validation is not None:
+            Z = val_scores()
+            stats.val_cost, _ = cost_and_delta(Z, self.validation.y, self.validation.sample_weight)
+            stats.val_accuracy = float(np.mean(predicted_classes(Z) == self.validation.y))
+            if stats.val_cost < self.best_cost:
+                self.best_cost = stats.val_cost
+                self.fit.best_epoch = epoch
+                self.best_weights = snapshot()
+            elif self.early_stop is not None and epoch - self.fit.best_epoch >= self.early_stop:
+                self.fit.early_stopped = stop = True
+        self.fit.history.append(stats)
+        if self.on_epoch is not None and self.on_epoch(stats):
+            stop = True
+        if stop:
+            self.fit.stopped_at = epoch
+        return stop
 
-    return record
+
+def _frozen(W, b):
+    """A snapshot of float64 iterates W, b (copied now, returned later)."""
+    W, b = W.copy(), b.copy()
+    return lambda: (W, b)
 
 
 def _l2_cost(l2, m, squared_norm):
     return 0.5 * l2 / m * squared_norm
 
 
-def _full_batch_descent(X, y, W, b, config, sample_weight, record):
+def _full_batch_descent(X, y, W, b, config, sample_weight, record, validation=None):
     """Plain full-batch descent: per epoch one pass X W and one pass X^T dZ (float32).
 
     W and b are kept in float64 (they are small), so rounding does not accumulate in them.
     """
     m = X.shape[0]
+    X_val = None if validation is None else validation.X
     for epoch, lr in enumerate(config.learning_rates()):
-        Z = (X @ W.astype(np.float32)).astype(np.float64) + b
+        W32 = W.astype(np.float32)
+        Z = (X @ W32).astype(np.float64) + b
         cost, dZ = cost_and_delta(Z, y, sample_weight)
         cost += _l2_cost(config.l2, m, np.sum(W * W))
-        if record(epoch, lr, cost):
+        if record(epoch, lr, cost, lambda: scores(X_val, W32, b), lambda: _frozen(W, b)):
             break
         grad_W = (X.T @ dZ.astype(np.float32)).astype(np.float64) / m + config.l2 / m * W
         W -= lr * grad_W
@@ -289,23 +378,26 @@ def _full_batch_descent(X, y, W, b, config, sample_weight, record):
     return W, b
 
 
-def _minibatch_descent(X, y, W, b, config, sample_weight, record):
+def _minibatch_descent(X, y, W, b, config, sample_weight, record, validation=None):
     """Mini-batch descent, batches reshuffled each epoch from config.seed.
 
     The cost recorded for an epoch is over the whole training set before its first batch.
+    X may be in memory or a RowBlocks: the batches and their arithmetic are the same, so
+    streaming gives the same weights as training in memory.
     """
     m = X.shape[0]
+    X_val = None if validation is None else validation.X
     rng = np.random.default_rng(config.seed)
     for epoch, lr in enumerate(config.learning_rates()):
-        Z = (X @ W.astype(np.float32)).astype(np.float64) + b
-        cost, _ = cost_and_delta(Z, y, sample_weight)
+        W32 = W.astype(np.float32)
+        cost, _ = cost_and_delta(scores(X, W32, b), y, sample_weight)
         cost += _l2_cost(config.l2, m, np.sum(W * W))
-        if record(epoch, lr, cost):
+        if record(epoch, lr, cost, lambda: scores(X_val, W32, b), lambda: _frozen(W, b)):
             break
         order = rng.permutation(m)
         for start in range(0, m, config.batch_size):
             rows = np.sort(order[start : start + config.batch_size])
-            X_batch = X[rows]
+            X_batch = take_rows(X, rows)
             weights = None if sample_weight is None else sample_weight[rows]
             Z = (X_batch @ W.astype(np.float32)).astype(np.float64) + b
             _, dZ = cost_and_delta(Z, y[rows], weights)
@@ -315,34 +407,79 @@ def _minibatch_descent(X, y, W, b, config, sample_weight, record):
     return W, b
 
 
+def _streamed_full_batch(X, y, W, b, config, sample_weight, record, validation=None):
+    """Full-batch descent over a RowBlocks in one pass per epoch: each block gives its
+    rows' cost and its share of X^T dZ, summed in float64 before the update."""
+    m = X.shape[0]
+    X_val = None if validation is None else validation.X
+    for epoch, lr in enumerate(config.learning_rates()):
+        W32 = W.astype(np.float32)
+        total_cost, grad_W, grad_b = 0.0, np.zeros_like(W), np.zeros_like(b)
+        for start, block in X.blocks():
+            rows = slice(start, start + len(block))
+            weights = None if sample_weight is None else sample_weight[rows]
+            cost, dZ = cost_and_delta((block @ W32).astype(np.float64) + b, y[rows], weights)
+            total_cost += cost * len(block)
+            grad_W += (block.T @ dZ.astype(np.float32)).astype(np.float64)
+            grad_b += dZ.sum(axis=0)
+        cost = total_cost / m + _l2_cost(config.l2, m, np.sum(W * W))
+        if record(epoch, lr, cost, lambda: scores(X_val, W32, b), lambda: _frozen(W, b)):
+            break
+        W -= lr * (grad_W / m + config.l2 / m * W)
+        b -= lr / m * grad_b
+    return W, b
+
+
 def gram_matrix(X, width=256):
     """K = X X^T (m x m, float64) of float32 X (m x n).
 
     Each float32 product covers only `width` columns and the blocks are summed in float64,
     which keeps K within ~1e-7 of the float64 result at float32 speed, with no float64 X.
     """
-    m, n = X.shape
-    K = np.zeros((m, m))
-    for start in range(0, n, width):
+    return cross_gram(X, X, width)
+
+
+def cross_gram(A, X, width=256):
+    """A X^T (m_a x m, float64) of float32 rows A (m_a x n) and X (m x n), by column blocks
+    as in gram_matrix."""
+    K = np.zeros((A.shape[0], X.shape[0]))
+    for start in range(0, X.shape[1], width):
         block = X[:, start : start + width]
-        K += block @ block.T
+        other = block if A is X else A[:, start : start + width]
+        K += other @ block.T
     return K
 
 
-def _gram_descent(X, y, W0, b, config, sample_weight, record):
+def _gram_descent(X, y, W0, b, config, sample_weight, record, validation=None):
     """Full-batch descent in the Gram space: the same iterates as _full_batch_descent.
 
     Every update adds X^T (something) to W, so W_t = s_t W0 + X^T alpha_t, with s_t the
     product of the L2 shrink factors. Then Z = s X W0 + K alpha + b and
     |W|^2 = s^2 |W0|^2 + 2 s <X W0, alpha> + <alpha, K alpha>: O(m^2 c) per epoch.
+    Validation rows V are scored the same way from V X^T (m_v x m) and V W0.
     """
     m = X.shape[0]
     K = gram_matrix(X)
-    Z0 = (X @ W0.astype(np.float32)).astype(np.float64)
+    W0_32 = W0.astype(np.float32)
+    Z0 = (X @ W0_32).astype(np.float64)
     W0_norm = np.sum(W0 * W0)
+    if validation is not None:
+        K_val = cross_gram(validation.X, X)
+        Z0_val = (validation.X @ W0_32).astype(np.float64)
     alpha = np.zeros((m, W0.shape[1]))
     s = 1.0
     target = targets(y, W0.shape[1])
+
+    def weights_of(s, alpha):
+        return s * W0 + (X.T @ alpha.astype(np.float32)).astype(np.float64)
+
+    def val_scores():
+        return s * Z0_val + K_val @ alpha + b
+
+    def snapshot():
+        kept_s, kept_alpha, kept_b = s, alpha.copy(), b.copy()
+        return lambda: (weights_of(kept_s, kept_alpha), kept_b)
+
     for epoch, lr in enumerate(config.learning_rates()):
         K_alpha = K @ alpha
         Z = K_alpha + b
@@ -352,7 +489,7 @@ def _gram_descent(X, y, W0, b, config, sample_weight, record):
         if config.l2:
             norm = s * s * W0_norm + 2 * s * np.sum(Z0 * alpha) + np.sum(alpha * K_alpha)
             cost += _l2_cost(config.l2, m, norm)
-        if record(epoch, lr, cost):
+        if record(epoch, lr, cost, val_scores, snapshot):
             break
         if config.l2:
             shrink = 1.0 - lr * config.l2 / m
@@ -361,8 +498,72 @@ def _gram_descent(X, y, W0, b, config, sample_weight, record):
         dZ *= lr / m
         alpha -= dZ
         b -= dZ.sum(axis=0)
-    W = s * W0 + (X.T @ alpha.astype(np.float32)).astype(np.float64)
-    return W, b
+    return weights_of(s, alpha), b
+
+
+# ---------------------------------------------------------------- streamed rows
+
+
+class RowBlocks:
+    """Float32 features of rows of a uint8 matrix that need not fit in memory.
+
+    source: m_all x n uint8, typically memory-mapped from a feature file; rows: sorted
+    indices of the rows used (None: all), so a training set and a validation set can share
+    one file; mean/scale as in scale_pixels. Rows are converted one block (about
+    block_bytes of float32) at a time. release(), if given, is called after each block so
+    the owner of the mapping can drop the file pages already read (keeps the RSS bounded).
+    """
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, source, rows=None, mean=None, scale=None, block_bytes=32 << 20,
+                 release=None):
+        self.source = source
+        self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
+        self.mean = mean
+        self.scale = scale
+        self.release = release or (lambda: None)
+        n = source.shape[1]
+        self.block_rows = max(1, block_bytes // (4 * max(n, 1)))
+        self._touched = 0
+
+    @property
+    def shape(self):
+        m = self.source.shape[0] if self.rows is None else len(self.rows)
+        return (m, self.source.shape[1])
+
+    def uint8_block(self, start, stop):
+        if self.rows is None:
+            return self.source[start:stop]
+        return self.source[self.rows[start:stop]]
+
+    def uint8_blocks(self):
+        """Yield (start, uint8 block) over the rows in order, releasing pages after each."""
+        m = self.shape[0]
+        for start in range(0, m, self.block_rows):
+            yield start, self.uint8_block(start, min(start + self.block_rows, m))
+            self.release()
+
+    def blocks(self):
+        """Yield (start, float32 block of about block_bytes) over the rows in order."""
+        for start, block in self.uint8_blocks():
+            yield start, scale_pixels(block, self.mean, self.scale)
+
+    def take(self, local_rows):
+        """Float32 features of the given (sorted) row positions, e.g. one mini-batch."""
+        local_rows = np.asarray(local_rows)
+        picked = local_rows if self.rows is None else self.rows[local_rows]
+        block = scale_pixels(self.source[picked], self.mean, self.scale)
+        self._touched += len(picked)
+        if self._touched >= self.block_rows:
+            self._touched = 0
+            self.release()
+        return block
+
+
+def take_rows(X, rows):
+    """Rows of X (in-memory float32 or RowBlocks) as an in-memory float32 array."""
+    return X.take(rows) if isinstance(X, RowBlocks) else X[rows]
 
 
 # ---------------------------------------------------------------- features and prediction
@@ -384,12 +585,17 @@ def scale_pixels(X_uint8, mean=None, scale=None, out=None):
 
 
 def standardizer(X_uint8, block_rows=4096):
-    """Per-feature mean and scale (std, 1 where a feature never varies) of m x n uint8 rows."""
+    """Per-feature mean and scale (std, 1 where a feature never varies) of m x n uint8 rows
+    (an array, or a RowBlocks whose uint8 rows are read block by block)."""
     m, n = X_uint8.shape
     total = np.zeros(n)
     total_sq = np.zeros(n)
-    for start in range(0, m, block_rows):
-        block = X_uint8[start : start + block_rows].astype(np.float32)
+    if isinstance(X_uint8, RowBlocks):
+        uint8_blocks = (block for _, block in X_uint8.uint8_blocks())
+    else:
+        uint8_blocks = (X_uint8[start : start + block_rows] for start in range(0, m, block_rows))
+    for block in uint8_blocks:
+        block = block.astype(np.float32)
         total += block.sum(axis=0, dtype=np.float64)
         total_sq += np.square(block).sum(axis=0, dtype=np.float64)
     mean = total / m
@@ -400,7 +606,10 @@ def standardizer(X_uint8, block_rows=4096):
 
 
 def scores(X, W, b):
-    """Z = X W + b: m x c float64 scores of float32 features X (m x n)."""
+    """Z = X W + b: m x c float64 scores of float32 features X (m x n, or a RowBlocks)."""
+    if isinstance(X, RowBlocks):
+        parts = [(block @ W).astype(np.float64) + b for _, block in X.blocks()]
+        return np.concatenate(parts) if parts else np.zeros((0, W.shape[1]))
     return (X @ W).astype(np.float64) + b
 
 

@@ -1,0 +1,154 @@
+"""Training from a feature file larger than the memory it may use: row blocks are read from the
+memory-mapped uint8 X and converted one at a time, so the peak RSS stays bounded."""
+
+import io
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from logreg_cli import core, training
+from logreg_cli.cli import cli
+from logreg_cli.dataset import Dataset, save_features
+from logreg_cli.model import load_model
+
+
+def write_feature_file(path, m, size=(64, 64), seed=0, block_rows=2048):
+    """A feature file as `logreg flatten` writes it, generated block by block so that the
+    test never holds all of X. Two classes told apart by the mean of the first pixels."""
+    n = size[0] * size[1] * 3
+    rng = np.random.default_rng(seed)
+    labels = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        with archive.open("X.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(
+                member, {"descr": "|u1", "fortran_order": False, "shape": (m, n)})
+            for start in range(0, m, block_rows):
+                block = rng.integers(0, 256, (min(block_rows, m - start), n), dtype=np.uint8)
+                labels.append((block[:, :30].mean(axis=1) > 127.5).astype(np.int64))
+                member.write(block.tobytes())
+        y = np.concatenate(labels)
+        small = {"y": y, "classes": np.array(["dark", "light"]),
+                 "paths": np.array([f"data/{i:07d}.png" for i in range(m)]),
+                 "size": np.array([size[1], size[0]], dtype=np.int64),
+                 "metadata": np.array('{"source": "data"}')}
+        for key, value in small.items():
+            buffer = io.BytesIO()
+            np.save(buffer, value, allow_pickle=False)
+            archive.writestr(f"{key}.npy", buffer.getvalue())
+    return path
+
+
+def peak_rss_of(command, cwd):
+    """Run command in a fresh helper process and return (exit code, stderr, the peak RSS in
+    bytes of the command alone), read from getrusage(RUSAGE_CHILDREN) in that helper."""
+    helper = ("import resource, subprocess, sys\n"
+              "done = subprocess.run(sys.argv[1:], stderr=subprocess.PIPE, text=True)\n"
+              "sys.stderr.write(done.stderr)\n"
+              "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env["OPENBLAS_NUM_THREADS"] = "1"
+    done = subprocess.run([sys.executable, "-c", helper, *command], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=300)
+    code, kilobytes = done.stdout.split()
+    return int(code), done.stderr, int(kilobytes) * 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in KB on Linux")
+def test_streaming_a_feature_file_keeps_peak_memory_bounded(tmp_path):
+    # 400 MB of uint8 X (1.6 GB as float32); the training process must stay under 250 MB
+    data = write_feature_file(tmp_path / "big.npz", 34_000)
+    assert data.stat().st_size > 400 << 20
+    model_path = tmp_path / "m.npz"
+    code, stderr, peak = peak_rss_of(
+        [sys.executable, "-m", "logreg_cli", "train", str(data), "--stream", "--batch-size", "512",
+         "--epochs", "1", "--lr", "0.001", "-m", str(model_path)], tmp_path)
+    assert code == 0, stderr
+    assert "streaming row blocks" in stderr
+    assert peak < 250 << 20, f"peak RSS {peak / 2**20:.0f} MB"
+    model = load_model(model_path)
+    assert model.metadata["options"]["stream"] is True and model.metadata["method"] == "stream"
+    assert model.metadata["data"]["images"] == 34_000
+
+
+def small_file(tmp_path, m=300, seed=1):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 256, (m, 48), dtype=np.uint8)
+    y = (X[:, :6].mean(axis=1) > 127.5).astype(np.int64) + (X[:, 6] > 200)
+    paths = [f"data/{i:05d}.png" for i in range(m)]
+    save_features(Dataset(X, y, ["a", "b", "c"], paths, (4, 4)), tmp_path / "f.npz",
+                  {"source": "data"})
+    return tmp_path / "f.npz"
+
+
+def train(*args):
+    result = CliRunner().invoke(cli, ["train", *map(str, args)], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def test_streamed_mini_batches_give_the_in_memory_weights_bit_for_bit(tmp_path):
+    data = small_file(tmp_path)
+    common = [data, "--epochs", "6", "--lr", "0.05", "--batch-size", "32", "--seed", "7",
+              "--val-split", "0.2", "--standardize"]
+    streamed = train(*common, "--stream", "-m", tmp_path / "s.npz")
+    in_memory = train(*common, "--no-stream", "-m", tmp_path / "n.npz")
+    assert "streaming row blocks" in streamed.stderr and "in memory" in in_memory.stderr
+    s, n = load_model(tmp_path / "s.npz"), load_model(tmp_path / "n.npz")
+    assert s.weights.tobytes() == n.weights.tobytes() and s.bias.tobytes() == n.bias.tobytes()
+    np.testing.assert_allclose(s.metadata["history"]["val_cost"],
+                               n.metadata["history"]["val_cost"], rtol=1e-6)
+    assert s.metadata["validation"]["kept_epoch"] == n.metadata["validation"]["kept_epoch"]
+
+
+def test_streamed_full_batch_matches_in_memory(tmp_path):
+    data = small_file(tmp_path)
+    train(data, "--epochs", "30", "--lr", "0.1", "--stream", "-m", tmp_path / "s.npz")
+    train(data, "--epochs", "30", "--lr", "0.1", "--no-stream", "-m", tmp_path / "n.npz")
+    s, n = load_model(tmp_path / "s.npz"), load_model(tmp_path / "n.npz")
+    np.testing.assert_allclose(s.weights, n.weights, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(s.metadata["history"]["cost"], n.metadata["history"]["cost"],
+                               rtol=1e-6)
+
+
+def test_row_blocks_cover_the_selected_rows_in_order():
+    X = np.arange(7 * 5, dtype=np.uint8).reshape(7, 5)
+    released = []
+    blocks = core.RowBlocks(X, rows=[0, 2, 3, 6], block_bytes=2 * 4 * 5,
+                            release=lambda: released.append(1))
+    assert blocks.shape == (4, 5)
+    got = [(start, block) for start, block in blocks.blocks()]
+    assert [start for start, _ in got] == [0, 2]
+    np.testing.assert_array_equal(np.vstack([b for _, b in got]), X[[0, 2, 3, 6]] / np.float32(255))
+    assert len(released) == 2
+    np.testing.assert_array_equal(blocks.take([1, 3]), X[[2, 6]] / np.float32(255))
+
+
+def test_feature_file_rows_are_read_on_demand(tmp_path):
+    data = small_file(tmp_path)
+    features = training.open_feature_file(data)
+    with np.load(data) as archive:
+        X = archive["X"]
+    assert features.X.shape == X.shape and not isinstance(features.X, np.ndarray)
+    np.testing.assert_array_equal(features.X[5:40], X[5:40])
+    rows = [0, 1, 2, 7, 100, 101, 299]
+    np.testing.assert_array_equal(features.X[rows], X[rows])
+    assert features.classes == ["a", "b", "c"] and features.size == (4, 4)
+    with pytest.raises(IndexError):
+        features.X[[300]]
+    features.X.close()
+
+
+def test_truncated_feature_file_is_a_clear_error(tmp_path):
+    data = small_file(tmp_path)
+    features = training.open_feature_file(data)
+    features.X.close()
+    whole = data.read_bytes()
+    data.write_bytes(whole[: features.X.offset + 1000])
+    result = CliRunner().invoke(cli, ["train", str(data), "-m", str(tmp_path / "m.npz")])
+    assert result.exit_code == 2 and str(data) in result.stderr
+    assert "Traceback" not in result.stderr
