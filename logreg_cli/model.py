@@ -29,6 +29,7 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "weights", "bias", "classes", "size", "feature_mean",
                  "feature_scale", "metadata")
 PREDICT_BLOCK_ROWS = 2048
+MAX_CODE_POINT = 0x10FFFF
 HISTORY_NUMBER_LISTS = ("epoch", "lr", "cost", "val_cost", "val_accuracy")
 # Deflate expands at most about 1032 to 1: a member claiming more is lying about its size.
 MAX_DEFLATE_RATIO = 1032
@@ -74,11 +75,12 @@ def size_text(size):
     return f"{size[0]}x{size[1]}"
 
 
-def check_features(model, n_features):
-    """Raise unless rows of n_features fit the model."""
+def check_features(model, n_features, source=None):
+    """Raise unless rows of n_features fit the model; source names the data in the message."""
     if n_features != model.n_features:
+        what = "the data has" if source is None else f"{source}: has"
         raise ModelFileError(
-            f"the data has {n_features} features but the model expects {model.n_features} "
+            f"{what} {n_features} features but the model expects {model.n_features} "
             f"(trained at --size {size_text(model.size)})"
         )
 
@@ -203,7 +205,7 @@ def _model_from_arrays(arrays, names=()):
         raise ModelFileError(
             f"model format version {int(version)}, this logreg reads version {FORMAT_VERSION}"
         )
-    classes = _expect(arrays, "classes", kinds="U", ndim=1)
+    classes = _text_array(_expect(arrays, "classes", kinds="U", ndim=1), "classes")
     k = len(classes)
     if k < 2 or len(set(classes.tolist())) != k:
         raise ModelFileError(f"classes must be at least two distinct names, got {classes.tolist()}")
@@ -245,9 +247,20 @@ def _expect(arrays, key, kinds, ndim=None, shape=None):
     return value
 
 
+def _text_array(value, key):
+    """A unicode array whose every character is a real code point (numpy stores UTF-32 and
+    does not check; Python refuses more than U+10FFFF with a SystemError)."""
+    if value.dtype.itemsize:
+        codes = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("=")).reshape(-1)
+        if (codes.view(np.uint32) > MAX_CODE_POINT).any():
+            raise ModelFileError(f"{key} holds characters that are not Unicode")
+    return value
+
+
 def _metadata(value):
     if value.shape != () or value.dtype.kind != "U":
         raise ModelFileError("metadata is not a JSON string")
+    _text_array(value, "metadata")
     try:
         metadata = json.loads(str(value))
     except (ValueError, RecursionError):

@@ -168,6 +168,8 @@ HOSTILE = {
     "member-not-an-array": (lambda good, folder: member_replaced(
         good, "weights.npy", b"just some text"), ["weights.npy", "not a numpy array"]),
     "encrypted": (lambda good, folder: encrypted_flag(good), ["encrypted"]),
+    "classes-not-unicode": (lambda good, folder: npz_bytes(arrays_of(
+        good, classes=np.array([0x61, 0x1000061], dtype="<u4").view("<U1"))), ["classes"]),
     "metadata-not-json": (lambda good, folder: metadata_of(good, "{oops"), ["metadata"]),
     "metadata-too-deep": (lambda good, folder: metadata_of(good, "[" * 100000 + "]" * 100000),
                           ["metadata"]),
