@@ -395,6 +395,8 @@ def evaluate(data, model_path, output_format, misclassified, jobs, strict, quiet
 
     model = load_model(model_path)
     dataset = load_dataset(data, model.size, quiet, strict, jobs, classes=model.classes)
+    if not len(dataset.y):
+        raise LogregError(f"{data}: holds 0 images, nothing to evaluate")
     check_features(model, dataset.X.shape[1], source=data)
     result = report(dataset.y, model.predict_proba(dataset.X), model.classes,
                     paths=dataset.paths, misclassified=misclassified)

@@ -186,6 +186,8 @@ def feature_rows(path):
     except LogregError as error:
         yield Decoded(str(path), error=error)
         return
+    if not len(features.X):
+        yield Decoded(str(path), error=LogregError(f"{path}: the feature file holds no images"))
     for name, row in zip(features.paths, features.X):
         yield Decoded(str(name), row=row)
 
