@@ -129,9 +129,12 @@ def test_sigkill_at_any_moment_leaves_the_old_model_or_a_complete_new_one(tmp_pa
         return logreg_command("train", data, "-m", path, "--size", "8x8", "--epochs", "3000",
                               "--lr", lr, "-q")
 
-    started = time.monotonic()
-    subprocess.run(command(0.001, tmp_path / "timing.npz"), env=env, check=True, timeout=60)
-    duration = time.monotonic() - started
+    durations = []
+    for _ in range(2):  # the shorter of two runs, so that kills land before the end
+        started = time.monotonic()
+        subprocess.run(command(0.001, tmp_path / "timing.npz"), env=env, check=True, timeout=60)
+        durations.append(time.monotonic() - started)
+    duration = min(durations)
 
     rng = random.Random(6)
     moments = [{"after_seconds": duration * (i + rng.random()) / KILLS_SPREAD_OVER_THE_RUN}
@@ -164,7 +167,7 @@ def test_sigkill_at_any_moment_leaves_the_old_model_or_a_complete_new_one(tmp_pa
           f"model file afterwards: {old_intact} old intact (byte-identical), "
           f"{new_complete} new complete; {left_temporaries} left a temporary file "
           f"(run took {duration:.2f} s)")
-    assert killed >= len(moments) - 3, "most kills must land while train runs"
+    assert killed >= 20, "most kills must land while train runs"
     assert left_temporaries >= 1, "no kill landed inside the save"
     assert old_intact + new_complete == len(moments)
     assert any(is_temporary_of(name, model) for name in os.listdir(folder)), \
