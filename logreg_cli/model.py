@@ -12,10 +12,6 @@ Arrays (c = 1 for a binary model, c = k classes otherwise; n = H * W * 3):
 """
 
 import json
-import math
-import tokenize
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +20,7 @@ import numpy as np
 from . import core
 from .atomic import write_atomically
 from .errors import ModelFileError
+from .npzfile import read_arrays
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "weights", "bias", "classes", "size", "feature_mean",
@@ -31,8 +28,6 @@ REQUIRED_KEYS = ("format_version", "weights", "bias", "classes", "size", "featur
 PREDICT_BLOCK_ROWS = 2048
 MAX_CODE_POINT = 0x10FFFF
 HISTORY_NUMBER_LISTS = ("epoch", "lr", "cost", "val_cost", "val_accuracy")
-# Deflate expands at most about 1032 to 1: a member claiming more is lying about its size.
-MAX_DEFLATE_RATIO = 1032
 
 
 @dataclass
@@ -110,86 +105,13 @@ def load_model(path):
     if path.is_dir():
         raise ModelFileError(f"{path}: is a folder, not a model file")
     try:
-        arrays, names = _read_arrays(path, REQUIRED_KEYS)
+        arrays, names = read_arrays(path, REQUIRED_KEYS)
     except ModelFileError as error:
         raise ModelFileError(f"{path}: not a readable model file ({error})") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-            RuntimeError) as error:  # the last two: a compression method or encryption zipfile lacks
-        raise ModelFileError(f"{path}: not a readable model file ({_reason(error)})") from None
-    except MemoryError:
-        raise ModelFileError(f"{path}: not a readable model file (too large for memory)") from None
     try:
         return _model_from_arrays(arrays, names)
     except ModelFileError as error:
         raise ModelFileError(f"{path}: {error}") from None
-
-
-def _reason(error):
-    if isinstance(error, zipfile.BadZipFile):
-        return f"damaged archive: {error}"
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    return str(error) or type(error).__name__
-
-
-def _read_arrays(path, keys):
-    """(arrays, names): the arrays of an .npz archive named in keys (names without .npy),
-    read without unpickling, and the names of all its members.
-
-    Each member read must be a .npy array of version 1 or 2 whose header declares no Python
-    objects and no more bytes than the member holds, so a small hostile file cannot make
-    the reader allocate a large array.
-    """
-    with open(path, "rb") as file:
-        if file.read(4) != b"PK\x03\x04":
-            raise ModelFileError("not an .npz archive")
-    file_size = path.stat().st_size
-    arrays, names = {}, set()
-    with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-            names.add(name)
-            if name in keys:
-                arrays[name] = _read_member(archive, info, file_size)
-    return arrays, names
-
-
-def _read_member(archive, info, file_size):
-    if info.compress_size > file_size or info.file_size > MAX_DEFLATE_RATIO * info.compress_size:
-        raise ModelFileError(f"{info.filename} claims more bytes than the file holds")
-    with archive.open(info) as member:
-        try:
-            version = np.lib.format.read_magic(member)
-        except ValueError:
-            raise ModelFileError(f"{info.filename} is not a numpy array") from None
-        shape, fortran_order, dtype = _read_npy_header(member, version, info.filename)
-        if dtype.hasobject:
-            raise ModelFileError(f"{info.filename} holds Python objects, which logreg never loads")
-        n_bytes = math.prod(shape) * dtype.itemsize
-        if n_bytes > info.file_size:
-            raise ModelFileError(f"{info.filename} declares shape {shape}, more than it holds")
-        data = member.read(n_bytes)
-    if len(data) != n_bytes:
-        raise ModelFileError(f"{info.filename} is truncated")
-    order = "F" if fortran_order else "C"
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy()
-
-
-def _read_npy_header(member, version, name):
-    """(shape, fortran_order, dtype) of a .npy header, or ModelFileError.
-
-    numpy parses the header as a Python literal: a damaged one can raise SyntaxError or
-    tokenize.TokenError as well as ValueError.
-    """
-    readers = {(1, 0): np.lib.format.read_array_header_1_0,
-               (2, 0): np.lib.format.read_array_header_2_0}
-    if version not in readers:
-        raise ModelFileError(f"{name} is a .npy of version {version[0]}.{version[1]}")
-    try:
-        return readers[version](member)
-    except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelFileError(f"{name} has a damaged array header: {first_line}") from None
 
 
 def _model_from_arrays(arrays, names=()):

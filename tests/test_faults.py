@@ -11,7 +11,6 @@ import signal
 import stat
 import struct
 import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path

@@ -10,7 +10,6 @@ import json
 import pathlib
 import struct
 import zipfile
-import zlib
 
 import numpy as np
 import pytest
