@@ -11,6 +11,7 @@ import signal
 import stat
 import struct
 import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -385,6 +386,29 @@ def test_a_bomb_is_refused_before_any_pixel_is_decoded(bombs, monkeypatch):
         assert str(caught.value).startswith(f"{folder / name}: ")
     assert decoded == []
     assert Image.MAX_IMAGE_PIXELS is not None
+
+
+MEASURE_BOMB = """
+import resource, sys
+from logreg_cli.errors import ImageError
+from logreg_cli.images import load_image
+try:
+    load_image(sys.argv[1], (64, 64))
+except ImageError as error:
+    print(error)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_refusing_a_bomb_costs_no_memory(bombs):
+    """Decoding 30000 x 30000 would take 900 MB at one byte a pixel; refusing it takes what
+    starting Python with numpy and Pillow takes."""
+    folder, _ = bombs
+    completed = subprocess.run([sys.executable, "-c", MEASURE_BOMB, str(folder / "30000x30000.png")],
+                               capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    message, peak_mb = completed.stdout.splitlines()
+    assert "decompression-bomb limit" in message
+    assert int(peak_mb) < 150, f"peak memory {peak_mb} MB"
 
 
 # ---------------------------------------------------------------- many bad files
