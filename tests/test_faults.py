@@ -179,6 +179,43 @@ def test_sigkill_at_any_moment_leaves_the_old_model_or_a_complete_new_one(tmp_pa
     assert load_model(model).metadata["options"]["lr"] == 0.5
 
 
+# ---------------------------------------------------------------- the order of a save
+
+
+def test_a_save_is_temp_in_the_same_folder_then_fsync_then_rename_then_folder_fsync(
+        tmp_path, old_model, monkeypatch):
+    if not os.path.exists("/proc/self/fd"):
+        pytest.skip("needs /proc to name a file descriptor")
+    path, _ = old_model
+    steps = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            steps.append(("fsync folder", info.st_ino))
+        else:
+            name = os.readlink(f"/proc/self/fd/{fd}")
+            steps.append(("fsync file", name, os.path.getsize(name)))
+        return real_fsync(fd)
+
+    def replace(source, target):
+        steps.append(("rename", str(source), str(target)))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    save_model(load_model(path), path)
+
+    assert [step[0] for step in steps] == ["fsync file", "rename", "fsync folder"]
+    _, synced, synced_size = steps[0]
+    _, source, target = steps[1]
+    assert synced == source and Path(source).parent == path.parent
+    assert is_temporary_of(Path(source).name, path)
+    assert target == str(path) and synced_size == path.stat().st_size  # all bytes before sync
+    assert steps[2][1] == path.parent.stat().st_ino
+
+
 # ---------------------------------------------------------------- stale temporaries
 
 
