@@ -216,6 +216,37 @@ def test_a_save_is_temp_in_the_same_folder_then_fsync_then_rename_then_folder_fs
     assert steps[2][1] == path.parent.stat().st_ino
 
 
+def test_two_trains_saving_the_same_model_at_once_both_succeed(tmp_path):
+    """Each writer's cleanup leaves the other's live temporary alone (it is locked), so both
+    renames succeed and the model is one of the two, complete."""
+    data = tmp_path / "data"
+    write_class_folders(data, ["blue", "red"], 4)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SLOW_SAVE_SITECUSTOMIZE)
+    env = subprocess_env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), env.get("PYTHONPATH")]))
+    # Saves take 3 x 0.2 s (fsync, rename, folder fsync); the second train starts 0.4 s after
+    # the first, so the first one's cleanup (at ~0.6 s) runs while the second one's temporary
+    # exists (from ~0.4 s to ~0.8 s) and must leave it alone.
+    env["LOGREG_KILL_TEST_SAVE_DELAY"] = "0.2"
+    folder = tmp_path / "models"
+    folder.mkdir()
+    model = folder / "model.npz"
+    for round_number in range(2):
+        lrs = [0.1 + round_number, 0.2 + round_number]
+        processes = []
+        for lr in lrs:
+            processes.append(subprocess.Popen(
+                logreg_command("train", data, "-m", model, "--size", "8x8", "--epochs", "5",
+                               "--lr", lr, "-q"), env=env, stderr=subprocess.PIPE))
+            time.sleep(0.4)
+        errors = [process.communicate(timeout=60)[1] for process in processes]
+        assert [process.returncode for process in processes] == [0, 0], errors
+        assert os.listdir(folder) == ["model.npz"]
+        assert load_model(model).metadata["options"]["lr"] in lrs
+
+
 # ---------------------------------------------------------------- stale temporaries
 
 
