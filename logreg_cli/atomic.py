@@ -48,7 +48,7 @@ def write_atomically(path, write):
     try:
         with os.fdopen(handle, "wb") as file:
             _lock(file.fileno())
-            os.fchmod(file.fileno(), _mode_for(path))
+            _set_mode(file.fileno(), _mode_for(path))
             write(file)
             file.flush()
             os.fsync(file.fileno())
@@ -93,8 +93,21 @@ def remove_stale_temporaries(path):
 
 
 def _lock(fd):
+    """Best effort: where locks are unsupported (some network file systems), other writers
+    cannot take the lock either, so they never take this temporary for a stale one."""
     if fcntl is not None:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pass
+
+
+def _set_mode(fd, mode):
+    """Best effort: some file systems (FAT on a USB stick) have no permission bits."""
+    try:
+        os.fchmod(fd, mode)
+    except OSError:
+        pass
 
 
 def _is_abandoned(temp_path):

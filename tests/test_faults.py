@@ -294,6 +294,23 @@ def test_saved_files_get_ordinary_permissions_not_mkstemps_0600(tmp_path, old_mo
         os.umask(old_umask)
 
 
+def test_a_file_system_without_permissions_or_locks_still_saves(tmp_path, old_model,
+                                                                 monkeypatch):
+    """FAT (no chmod) and some network file systems (no flock): the save goes on."""
+    path, before = old_model
+
+    def unsupported(*args):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(atomic.os, "fchmod", unsupported)
+    monkeypatch.setattr(atomic.fcntl, "flock", unsupported)
+    model = load_model(path)
+    model.metadata["note"] = "saved again"
+    save_model(model, path)
+    assert load_model(path).metadata["note"] == "saved again"
+    assert leftovers(path.parent) == []
+
+
 # ---------------------------------------------------------------- full disk
 
 
