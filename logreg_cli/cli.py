@@ -19,6 +19,9 @@ from .errors import LogregError
 
 MODEL_HELP = "Model file (default model.npz, or $LOGREG_MODEL)."
 SCHEDULE_NAMES = ("none", "inverse", "exponential", "sqrt", "linear")
+# Images are resized to --size; 4096x4096 is 50 million features, far past any sensible
+# linear model, and it keeps a typo (--size 64000x64000) from exhausting memory.
+MAX_SIZE_PIXELS = 4096 * 4096
 
 
 class LogregGroup(click.Group):
@@ -27,6 +30,9 @@ class LogregGroup(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NO_ARGS_IS_HELP as error:  # plain `logreg`: the help, not an "Error: Usage..."
+            click.echo(error.ctx.get_help(), err=True)
+            sys.exit(error.exit_code)
         except click.ClickException as error:
             click.echo(f"Error: {error.format_message()}", err=True)
             sys.exit(error.exit_code)
@@ -42,6 +48,13 @@ class LogregGroup(click.Group):
             return super().invoke(ctx)
         except LogregError as error:
             raise UserError(str(error)) from None
+        except MemoryError:
+            raise UserError("not enough memory for this data at this size "
+                            "(try a smaller --size or fewer images)") from None
+
+
+# click 8.2+ raises this for a bare `logreg`; click 8.1 prints the help and exits 0 itself.
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 class UserError(click.ClickException):
@@ -78,6 +91,9 @@ def parse_size(text):
         raise LogregError(f"--size must look like WIDTHxHEIGHT, e.g. 64x64; got {text!r}") from None
     if width < 1 or height < 1:
         raise LogregError(f"--size needs a positive width and height, got {text!r}")
+    if width * height > MAX_SIZE_PIXELS:
+        raise LogregError(f"--size {text} is too large: at most {MAX_SIZE_PIXELS} pixels "
+                          "(e.g. 4096x4096) per image")
     return width, height
 
 
@@ -447,10 +463,13 @@ def evaluate(data, model_path, output_format, misclassified, jobs, strict, quiet
         logreg evaluate images/test --misclassified 5
     """
     from .metrics import report
-    from .model import load_model
+    from .model import check_features, load_model
 
     model = load_model(model_path)
     dataset = load_dataset(data, model.size, quiet, strict, jobs, classes=model.classes)
+    if not len(dataset.y):
+        raise LogregError(f"{data}: holds 0 images, nothing to evaluate")
+    check_features(model, dataset.X.shape[1], source=data)
     result = report(dataset.y, model.predict_proba(dataset.X), model.classes,
                     paths=dataset.paths, misclassified=misclassified)
     if output_format == "json":

@@ -43,7 +43,7 @@ def load_image(source, size, info=None):
     info: an optional dict; it receives "original_size", the (width, height) of the image
     as stored, turned by its EXIF orientation.
     """
-    name = getattr(source, "name", source)
+    name = source if isinstance(source, (str, os.PathLike)) else getattr(source, "name", source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -12,7 +12,6 @@ Arrays (c = 1 for a binary model, c = k classes otherwise; n = H * W * 3):
 """
 
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,11 +20,14 @@ import numpy as np
 from . import core
 from .atomic import write_atomically
 from .errors import ModelFileError
+from .npzfile import read_arrays
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "weights", "bias", "classes", "size", "feature_mean",
                  "feature_scale", "metadata")
 PREDICT_BLOCK_ROWS = 2048
+MAX_CODE_POINT = 0x10FFFF
+HISTORY_NUMBER_LISTS = ("epoch", "lr", "cost", "val_cost", "val_accuracy")
 
 
 @dataclass
@@ -68,11 +70,12 @@ def size_text(size):
     return f"{size[0]}x{size[1]}"
 
 
-def check_features(model, n_features):
-    """Raise unless rows of n_features fit the model."""
+def check_features(model, n_features, source=None):
+    """Raise unless rows of n_features fit the model; source names the data in the message."""
     if n_features != model.n_features:
+        what = "the data has" if source is None else f"{source}: has"
         raise ModelFileError(
-            f"the data has {n_features} features but the model expects {model.n_features} "
+            f"{what} {n_features} features but the model expects {model.n_features} "
             f"(trained at --size {size_text(model.size)})"
         )
 
@@ -102,34 +105,17 @@ def load_model(path):
     if path.is_dir():
         raise ModelFileError(f"{path}: is a folder, not a model file")
     try:
-        arrays = _read_arrays(path)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise ModelFileError(f"{path}: not a readable model file ({_reason(error)})") from None
+        arrays, names = read_arrays(path, REQUIRED_KEYS)
+    except ModelFileError as error:
+        raise ModelFileError(f"{path}: not a readable model file ({error})") from None
     try:
-        return _model_from_arrays(arrays)
+        return _model_from_arrays(arrays, names)
     except ModelFileError as error:
         raise ModelFileError(f"{path}: {error}") from None
 
 
-def _reason(error):
-    text = str(error)
-    if "pickle" in text:
-        return "it holds Python objects, which logreg never loads"
-    if isinstance(error, zipfile.BadZipFile):
-        return "damaged archive"
-    return text or type(error).__name__
-
-
-def _read_arrays(path):
-    with open(path, "rb") as file:
-        if file.read(4) != b"PK\x03\x04":
-            raise ValueError("not an .npz archive")
-    with np.load(path, allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
-
-
-def _model_from_arrays(arrays):
-    if "X" in arrays and "weights" not in arrays:
+def _model_from_arrays(arrays, names=()):
+    if "X" in names and "weights" not in names:
         raise ModelFileError("is a feature file (from logreg flatten), not a model")
     missing = [key for key in REQUIRED_KEYS if key not in arrays]
     if missing:
@@ -141,7 +127,7 @@ def _model_from_arrays(arrays):
         raise ModelFileError(
             f"model format version {int(version)}, this logreg reads version {FORMAT_VERSION}"
         )
-    classes = _expect(arrays, "classes", kinds="U", ndim=1)
+    classes = _text_array(_expect(arrays, "classes", kinds="U", ndim=1), "classes")
     k = len(classes)
     if k < 2 or len(set(classes.tolist())) != k:
         raise ModelFileError(f"classes must be at least two distinct names, got {classes.tolist()}")
@@ -183,13 +169,43 @@ def _expect(arrays, key, kinds, ndim=None, shape=None):
     return value
 
 
+def _text_array(value, key):
+    """A unicode array whose every character is a real code point (numpy stores UTF-32 and
+    does not check; Python refuses more than U+10FFFF with a SystemError)."""
+    if value.dtype.itemsize:
+        codes = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("=")).reshape(-1)
+        if (codes.view(np.uint32) > MAX_CODE_POINT).any():
+            raise ModelFileError(f"{key} holds characters that are not Unicode")
+    return value
+
+
 def _metadata(value):
     if value.shape != () or value.dtype.kind != "U":
         raise ModelFileError("metadata is not a JSON string")
+    _text_array(value, "metadata")
     try:
         metadata = json.loads(str(value))
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         raise ModelFileError("metadata is not valid JSON") from None
     if not isinstance(metadata, dict):
         raise ModelFileError("metadata is not a JSON object")
+    _check_metadata(metadata)
     return metadata
+
+
+def _check_metadata(metadata):
+    """The parts of the metadata that inspect reads must have the types train writes."""
+    for key in ("options", "data"):
+        if not isinstance(metadata.get(key, {}), dict):
+            raise ModelFileError(f"metadata {key!r} is not a JSON object")
+    history = metadata.get("history", {})
+    if not isinstance(history, dict):
+        raise ModelFileError("metadata 'history' is not a JSON object")
+    for key in HISTORY_NUMBER_LISTS:
+        values = history.get(key, [])
+        if not (isinstance(values, list) and all(_is_number_or_null(v) for v in values)):
+            raise ModelFileError(f"metadata history {key!r} is not a list of numbers")
+
+
+def _is_number_or_null(value):
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))

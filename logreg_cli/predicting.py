@@ -166,7 +166,10 @@ def path_items(path):
                             "(for find -print0, use: logreg predict -0 -)")
         yield Decoded(path.replace("\0", "\\0"), error=error)
     elif os.path.isdir(path):
-        for file in image_files(path):
+        files = image_files(path)
+        if not files:
+            yield Decoded(path, error=LogregError(f"{path}: no image files in this folder"))
+        for file in files:
             yield (str(file), str(file))
     elif is_feature_file(path):
         yield from feature_rows(path)
@@ -183,6 +186,8 @@ def feature_rows(path):
     except LogregError as error:
         yield Decoded(str(path), error=error)
         return
+    if not len(features.X):
+        yield Decoded(str(path), error=LogregError(f"{path}: the feature file holds no images"))
     for name, row in zip(features.paths, features.X):
         yield Decoded(str(name), row=row)
 
