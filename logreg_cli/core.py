@@ -270,7 +270,8 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     fit.weights = W.astype(np.float32)
     fit.bias = b.astype(np.float32)
     if not _finite_scores(X, fit.weights, fit.bias):
-        raise TrainingDiverged(len(fit.history), config.lr_at(max(len(fit.history) - 1, 0)))
+        last_update = max(len(fit.history) - 1, 0)  # the update of this epoch overflowed
+        raise TrainingDiverged(last_update, config.lr_at(last_update))
     return fit
 
 
