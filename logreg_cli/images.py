@@ -2,27 +2,48 @@
 
 A row is np.asarray(rgb_image).reshape(-1): H x W x 3 unrolled row-major, n = H * W * 3.
 Sizes are (width, height), as Pillow counts them.
+
+Choices (documented in the README):
+- Transparency (RGBA, LA, PA, palette or grey/RGB with a transparent colour) is composited
+  on white, so a transparent background looks like paper, not like black.
+- 16-bit grey is scaled 0..65535 -> 0..255 (value / 257), never clipped; 32-bit integer grey
+  likewise when its values fit 16 bits, else stretched over its own range; float grey is
+  taken as 0..1 when it fits that, else stretched over its own range.
+- Resizing uses Lanczos (an antialiasing filter: its kernel widens with the reduction, so fine
+  detail is averaged, not aliased) with reducing_gap=3, which first shrinks by a whole factor
+  with a box filter when the image is over 3x the target, then applies Lanczos; the result
+  is within a grey level or two of plain Lanczos, at a fraction of the cost on photos.
+- JPEGs are decoded at 1/2, 1/4 or 1/8 scale by the decoder (Image.draft) when that still
+  leaves at least twice the target size, so Lanczos does the last, antialiasing step.
+- An image with more pixels than Image.MAX_IMAGE_PIXELS (Pillow's decompression-bomb limit)
+  is refused before it is decoded, also between 1x and 2x the limit, where Pillow itself
+  would only warn. The limit is never lifted.
 """
 
+import multiprocessing
 import os
+import signal
 import warnings
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from .errors import ImageError
 
 IMAGE_EXTENSIONS = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 )
-# Antialiased downscaling: Lanczos widens its kernel with the reduction factor, and
-# reducing_gap first shrinks by whole factors (box filter), which is fast on big photos.
 RESAMPLE = Image.Resampling.LANCZOS
 REDUCING_GAP = 3.0
+DRAFT_MARGIN = 2  # let the JPEG decoder shrink only down to twice the target size
 WHITE = (255, 255, 255)
+ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+# Below this many images a process pool costs more to start than it saves.
+PROCESS_MIN_IMAGES = 256
 
 
 def is_image_name(path):
@@ -32,45 +53,141 @@ def is_image_name(path):
 
 
 def default_jobs():
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
 
 
-def load_image(source, size):
+# ---------------------------------------------------------------- one image
+
+
+def load_image(source, size, info=None):
     """One image (a path or a binary file object) -> uint8 row of size[1] * size[0] * 3.
 
-    Raises ImageError naming the file and the cause; never decodes a decompression bomb
-    (Pillow's warning is treated as an error, the limit is never lifted).
+    Raises ImageError naming the file and the cause. A decompression bomb is refused before
+    anything is decoded. Thread-safe.
+    info: an optional dict; it receives "original_size", the (width, height) of the image
+    as stored, turned by its EXIF orientation, and "mode", Pillow's mode as stored.
     """
-    name = getattr(source, "name", source)
+    name = source_name(source)
+    with _opened(source, name) as image:
+        try:
+            stored_size, mode = image.size, image.mode
+            target = max(size) * DRAFT_MARGIN
+            image.draft("RGB", (target, target))  # JPEG only; a no-op for other formats
+            oriented, turned = orient(image)
+            if info is not None:
+                info["original_size"] = stored_size[::-1] if turned else stored_size
+                info["mode"] = mode
+            rgb = to_rgb(oriented)
+            if rgb.size != tuple(size):
+                rgb = rgb.resize(tuple(size), RESAMPLE, reducing_gap=REDUCING_GAP)
+            return np.asarray(rgb, dtype=np.uint8).reshape(-1)
+        except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as error:
+            raise ImageError(name, _decode_cause(error)) from None
+
+
+def decode_full(source):
+    """One image -> (RGB uint8 array H x W x 3 at its stored size, EXIF-oriented, mode).
+
+    For auditing (pixel hashes); raises ImageError like load_image.
+    """
+    name = source_name(source)
+    with _opened(source, name) as image:
+        try:
+            mode = image.mode
+            oriented, _ = orient(image)
+            return np.asarray(to_rgb(oriented), dtype=np.uint8), mode
+        except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as error:
+            raise ImageError(name, _decode_cause(error)) from None
+
+
+def source_name(source):
+    """How a message names a source: the path as given, or the file object's name."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return getattr(source, "name", "<stream>")
+
+
+TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def orient(image):
+    """Apply the EXIF orientation (as ImageOps.exif_transpose, without rewriting the EXIF).
+
+    Returns (image upright, True when width and height were swapped).
+    """
+    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    method = TRANSPOSE_FOR_ORIENTATION.get(orientation)
+    if method is None:
+        return image, False
+    return image.transpose(method), orientation >= 5
+
+
+@contextmanager
+def _opened(source, name):
+    """Image.open with every failure turned into an ImageError; refuses bombs unread."""
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            if os.stat(source).st_size == 0:
+                raise ImageError(name, "empty file (0 bytes)")
+        except FileNotFoundError:
+            raise ImageError(name, "no such file") from None
+        except OSError as error:
+            raise ImageError(name, f"cannot read ({error.strerror or error})") from None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as image:
-                image.draft("RGB", (max(size),) * 2)  # JPEG decodes at 1/2, 1/4 or 1/8 scale
-                rgb = to_rgb(ImageOps.exif_transpose(image))
-                if rgb.size != tuple(size):
-                    rgb = rgb.resize(tuple(size), RESAMPLE, reducing_gap=REDUCING_GAP)
-                return np.asarray(rgb, dtype=np.uint8).reshape(-1)
-    except FileNotFoundError:
-        raise ImageError(name, "no such file") from None
+        image = Image.open(source)
     except IsADirectoryError:
         raise ImageError(name, "is a folder, not an image") from None
+    except PermissionError:
+        raise ImageError(name, "permission denied") from None
     except UnidentifiedImageError:
         raise ImageError(name, "not an image Pillow can read") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(name, "refused: more pixels than Pillow's decompression-bomb limit") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageError(name, _bomb_cause(None, error)) from None
     except (OSError, ValueError, SyntaxError, EOFError) as error:
-        raise ImageError(name, f"cannot decode ({error})") from None
+        raise ImageError(name, f"cannot read ({error})") from None
+    with image:
+        # Pillow only warns between 1x and 2x its limit (and the warning is an error only
+        # where a caller made it one), so the size is checked here, before any decoding.
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit is not None and image.width * image.height > limit:
+            raise ImageError(name, _bomb_cause(image.size))
+        yield image
+
+
+def _bomb_cause(size, error=None):
+    if size is None:  # Pillow refused it on opening; its message gives the pixel count
+        return f"refused as a possible decompression bomb ({str(error).split(', could')[0]})"
+    return (f"refused as a possible decompression bomb ({size[0]} x {size[1]} = "
+            f"{size[0] * size[1]} pixels, more than Pillow's limit of "
+            f"{Image.MAX_IMAGE_PIXELS})")
+
+
+def _decode_cause(error):
+    text = str(error) or type(error).__name__
+    if "truncated" in text or isinstance(error, EOFError):
+        return f"truncated or damaged ({text})"
+    return f"cannot decode ({text})"
 
 
 def to_rgb(image):
     """Any Pillow mode -> RGB; transparency is composited on white, 16-bit grey is scaled."""
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+    if image.mode in ("I", "F") or image.mode.startswith("I;"):
         return _grey_to_rgb(image)
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
+    if image.mode not in ALPHA_MODES and "transparency" in image.info:
+        image = image.convert("RGBA")  # palette, grey or RGB with a transparent colour
+    if image.mode in ALPHA_MODES:
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, WHITE + (255,))
         background.alpha_composite(rgba)
         return background.convert("RGB")
@@ -80,26 +197,41 @@ def to_rgb(image):
 def _grey_to_rgb(image):
     """16-bit, 32-bit integer and float grey -> 8-bit grey by their value range, not clipping.
 
-    16-bit images map 0..65535 to 0..255; 32-bit integer images likewise map their full
-    unsigned 16-bit range when they fit it; float images are taken as 0..1 when they fit it
+    16-bit images map 0..65535 to 0..255; 32-bit integer images likewise when their values
+    fit 16 bits, else their own min..max; float images are taken as 0..1 when they fit it
     and stretched over their own range otherwise.
     """
     values = np.asarray(image)
     if image.mode == "F":
-        low, high = float(np.nanmin(values)), float(np.nanmax(values))
+        finite = values[np.isfinite(values)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         if low >= 0.0 and high <= 1.0:
-            grey = values * 255.0
+            grey = values * np.float32(255.0)
         else:
-            grey = (values - low) * (255.0 / max(high - low, 1e-12))
+            grey = (values - np.float32(low)) * np.float32(255.0 / max(high - low, 1e-12))
     else:
-        values = values.astype(np.int64)
         low, high = int(values.min()), int(values.max())
         if low >= 0 and high <= 65535:
-            grey = values / 257.0
+            grey = values.astype(np.float32) / np.float32(257.0)
         else:
-            grey = (values - low) * (255.0 / max(high - low, 1))
+            grey = (values.astype(np.float64) - low) * (255.0 / max(high - low, 1))
     grey = np.clip(np.rint(np.nan_to_num(grey)), 0, 255).astype(np.uint8)
     return Image.fromarray(grey, "L").convert("RGB")
+
+
+# ---------------------------------------------------------------- many images
+
+
+@contextmanager
+def refusing_bombs():
+    """Make Pillow's DecompressionBombWarning an error (not a printed warning) in this block.
+
+    load_image refuses such images anyway; this keeps Pillow's own warning text off stderr.
+    Enter it in the thread that starts worker threads (warning filters are per process).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
 
 
 def _try_load(path, size):
@@ -112,43 +244,119 @@ def _try_load(path, size):
 def iter_images(paths, size, jobs=None):
     """Yield (path, row or None, ImageError or None) in input order, decoding in threads.
 
-    Pillow releases the GIL while it decodes and resizes, so threads use every core.
-    At most a few batches are in flight, so memory stays flat however many paths come.
+    paths may be a lazy iterable (stdin): results stream out as soon as they are ready, in
+    order. Pillow releases the GIL while it decodes and resizes, so threads use every core on
+    photos. At most a few images per thread are in flight, so memory stays flat.
     """
     jobs = jobs or default_jobs()
-    if jobs == 1:
-        for path in paths:
-            yield (path, *_try_load(path, size))
+    with refusing_bombs():
+        if jobs == 1:
+            for path in paths:
+                yield (path, *_try_load(path, size))
+            return
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            pending = deque()
+            try:
+                for path in paths:
+                    pending.append((path, pool.submit(_try_load, path, size)))
+                    if len(pending) >= 4 * jobs:
+                        done_path, future = pending.popleft()
+                        yield (done_path, *future.result())
+                while pending:
+                    done_path, future = pending.popleft()
+                    yield (done_path, *future.result())
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+def iter_images_known(paths, size, jobs=None, min_for_processes=PROCESS_MIN_IMAGES):
+    """Like iter_images for a list of paths known up front, using processes when it pays.
+
+    Threads scale on photos but not on small images, where Python-level work in Pillow holds
+    the GIL; for min_for_processes images or more, chunks of paths go to a process pool
+    (results still in input order).
+    """
+    paths = list(paths)
+    jobs = jobs or default_jobs()
+    if jobs == 1 or len(paths) < min_for_processes:
+        yield from iter_images(paths, size, jobs)
         return
-    ahead = 4 * jobs
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    chunk = max(1, min(32, len(paths) // (jobs * 8)))
+    chunks = [paths[start : start + chunk] for start in range(0, len(paths), chunk)]
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_process_context(),
+                               initializer=_init_worker)
+    try:
         pending = deque()
-        for path in paths:
-            pending.append((path, pool.submit(_try_load, path, size)))
-            if len(pending) >= ahead:
-                done_path, future = pending.popleft()
-                yield (done_path, *future.result())
-        for done_path, future in pending:
-            yield (done_path, *future.result())
+        for part in chunks:
+            pending.append((part, pool.submit(_load_chunk, part, size)))
+            if len(pending) >= 2 * jobs:
+                yield from _chunk_results(*pending.popleft())
+        while pending:
+            yield from _chunk_results(*pending.popleft())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def load_images(paths, size, jobs=None, on_error=None, on_image=None):
+def _process_context():
+    # forkserver: workers start from a clean process with numpy and Pillow already imported,
+    # never from a fork of our threads (tqdm's monitor, a thread pool).
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["logreg_cli.images"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def _init_worker():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+def _load_chunk(paths, size):
+    """Worker: decode paths -> (k x n uint8 rows, (path, cause) or None for each path)."""
+    rows = np.empty((len(paths), size[0] * size[1] * 3), dtype=np.uint8)
+    errors = [None] * len(paths)
+    for index, path in enumerate(paths):
+        row, error = _try_load(path, size)
+        if error is None:
+            rows[index] = row
+        else:
+            errors[index] = (error.path, error.cause)  # plain data: pickles across processes
+    return rows, errors
+
+
+def _chunk_results(paths, future):
+    rows, errors = future.result()
+    for index, path in enumerate(paths):
+        if errors[index] is None:
+            yield path, rows[index], None
+        else:
+            yield path, None, ImageError(*errors[index])
+
+
+def load_images(paths, size, jobs=None, on_error=None, on_image=None,
+                min_for_processes=PROCESS_MIN_IMAGES):
     """Decode paths into X (m x n uint8); returns (X, indices of the paths that loaded).
 
-    Failures are passed to on_error(ImageError), which may raise to stop (--strict);
-    on_image() is called after each file (for a progress bar).
+    The rows of X follow the order of paths, whatever the number of jobs. Failures are
+    passed to on_error(ImageError), which may raise to stop (--strict); on_image() is called
+    after each file (for a progress bar).
     """
     paths = [Path(p) for p in paths]
-    n = size[0] * size[1] * 3
-    X = np.empty((len(paths), n), dtype=np.uint8)
+    X = np.empty((len(paths), size[0] * size[1] * 3), dtype=np.uint8)
     kept = []
-    for index, (_, row, error) in enumerate(iter_images(paths, size, jobs)):
-        if error is not None:
-            if on_error is not None:
-                on_error(error)
-        else:
-            X[len(kept)] = row
-            kept.append(index)
-        if on_image is not None:
-            on_image()
+    results = iter_images_known(paths, size, jobs, min_for_processes)
+    try:
+        for index, (_, row, error) in enumerate(results):
+            if error is not None:
+                if on_error is not None:
+                    on_error(error)
+            else:
+                X[len(kept)] = row
+                kept.append(index)
+            if on_image is not None:
+                on_image()
+    finally:
+        results.close()
     return X[: len(kept)], kept
+
