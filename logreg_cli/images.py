@@ -249,23 +249,33 @@ def iter_images(paths, size, jobs=None):
     order. Pillow releases the GIL while it decodes and resizes, so threads use every core on
     photos. At most a few images per thread are in flight, so memory stays flat.
     """
+    for path, (row, error) in ordered_map(lambda p: _try_load(p, size), paths, jobs):
+        yield path, row, error
+
+
+def ordered_map(function, items, jobs=None):
+    """Yield (item, function(item)) in input order, computed in up to jobs threads.
+
+    Lazy: items are consumed a few per thread ahead of what has been yielded. Pillow's
+    DecompressionBombWarning is an error meanwhile (see refusing_bombs).
+    """
     jobs = jobs or default_jobs()
     with refusing_bombs():
         if jobs == 1:
-            for path in paths:
-                yield (path, *_try_load(path, size))
+            for item in items:
+                yield item, function(item)
             return
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             pending = deque()
             try:
-                for path in paths:
-                    pending.append((path, pool.submit(_try_load, path, size)))
+                for item in items:
+                    pending.append((item, pool.submit(function, item)))
                     if len(pending) >= 4 * jobs:
-                        done_path, future = pending.popleft()
-                        yield (done_path, *future.result())
+                        done, future = pending.popleft()
+                        yield done, future.result()
                 while pending:
-                    done_path, future = pending.popleft()
-                    yield (done_path, *future.result())
+                    done, future = pending.popleft()
+                    yield done, future.result()
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
 
