@@ -438,11 +438,13 @@ def inspect(model_path, output_format):
 @strict_option
 @quiet_option
 def flatten(data, output, size, jobs, strict, quiet):
-    """Load the images of DATA once and write them as a feature file.
+    """Load the images of DATA (a folder of class subfolders or a labels file) once and
+    write them as a feature file.
 
     The .npz holds X (uint8, m x n, row i = image i unrolled row-major H x W x 3),
     y (int64), classes, paths, size (H, W) and a JSON metadata string; plain numpy
-    loads it with allow_pickle=False, and train/evaluate accept it as DATA.
+    loads it with allow_pickle=False, and train/evaluate accept it as DATA. It is stored
+    uncompressed, so X can be memory-mapped from it.
 
     \b
     Example:

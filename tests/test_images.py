@@ -65,6 +65,14 @@ def test_16_bit_mid_values_round_to_nearest_level(tmp_path):
     assert pixels(path, (4, 1))[0, :, 1].tolist() == [0, 0, 128, 255]
 
 
+def test_16_bit_big_endian_tiff(tmp_path):
+    values = np.array([[0, 25700, 65535]], dtype=">u2")
+    path = tmp_path / "big_endian.tif"
+    Image.frombuffer("I;16B", (3, 1), values.tobytes(), "raw", "I;16B", 0, 1).save(path)
+    assert Image.open(path).mode == "I;16B"
+    assert pixels(path, (3, 1))[0, :, 0].tolist() == [0, 100, 255]
+
+
 def test_32_bit_integer_and_float_grey(tmp_path):
     ints = tmp_path / "int32.tif"
     Image.fromarray(np.array([[0, 257 * 100, 65535]], dtype=np.int32)).save(ints)
