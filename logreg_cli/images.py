@@ -45,6 +45,7 @@ WHITE = (255, 255, 255)
 ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 # Below this many images a process pool costs more to start than it saves.
 PROCESS_MIN_IMAGES = 256
+CHUNK_BYTES = 256 * 1024
 
 
 def is_image_name(path):
@@ -293,7 +294,7 @@ def iter_images_known(paths, size, jobs=None, min_for_processes=PROCESS_MIN_IMAG
     if jobs == 1 or len(paths) < min_for_processes or context is None:
         yield from iter_images(paths, size, jobs)
         return
-    chunk = max(1, min(32, len(paths) // (jobs * 8)))
+    chunk = chunk_length(paths, jobs)
     chunks = [paths[start : start + chunk] for start in range(0, len(paths), chunk)]
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker)
     try:
@@ -306,6 +307,23 @@ def iter_images_known(paths, size, jobs=None, min_for_processes=PROCESS_MIN_IMAG
             yield from _chunk_results(*pending.popleft())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def chunk_length(paths, jobs, sample=16):
+    """Paths per worker task: about CHUNK_BYTES of files (judged by the first few), 1 to 32.
+
+    Small files go in batches so the cost of a task is spread; big ones (photos) one by one,
+    so that no worker is left idle at the end while another works through a batch.
+    """
+    sizes = []
+    for path in paths[:sample]:
+        try:
+            sizes.append(os.path.getsize(path))
+        except OSError:
+            pass
+    typical = max(1.0, sum(sizes) / len(sizes)) if sizes else CHUNK_BYTES
+    by_bytes = int(CHUNK_BYTES // typical)
+    return max(1, min(32, by_bytes, len(paths) // (jobs * 4) or 1))
 
 
 def _process_context():
