@@ -280,3 +280,12 @@ def test_strict_flatten_stops_at_the_first_bad_file_and_writes_nothing(tmp_path)
     assert result.stderr == f"Error: {data / 'light' / 'zero.png'}: empty file (0 bytes)\n"
     assert not features.exists()
     assert os.listdir(tmp_path) == ["data"]  # no temporary file left behind either
+
+
+def test_labels_file_with_bom_crlf_and_quoted_commas(tmp_path):
+    put(tmp_path / "a, b.png", (1, 0, 0))
+    put(tmp_path / "c.png", (2, 0, 0))
+    listing = tmp_path / "labels.csv"
+    listing.write_bytes('\ufeffpath,label\r\n"a, b.png",cat\r\nc.png,"dog, big"\r\n'.encode())
+    data = load_data(listing, (2, 2), jobs=1)
+    assert data.classes == ["cat", "dog, big"] and first_pixels(data) == [(1, 0, 0), (2, 0, 0)]
