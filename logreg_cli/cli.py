@@ -452,6 +452,9 @@ def flatten(data, output, size, jobs, strict, quiet):
     """
     from .dataset import save_features
 
+    folder = output.parent if str(output.parent) else Path(".")
+    if not folder.is_dir():  # checked before the images are decoded, not after
+        raise LogregError(f"{output}: cannot write there, folder {folder} does not exist")
     dataset = load_dataset(data, parse_size(size), quiet, strict, jobs)
     save_features(dataset, output, {
         "logreg_version": __version__,

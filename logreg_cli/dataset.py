@@ -294,7 +294,13 @@ def load_features(path, classes=None):
     if size.shape != (2,) or size.dtype.kind not in "iu" or size.min() < 1:
         raise ModelFileError(f"{path}: size must be two positive integers (H, W)")
     height, width = (int(v) for v in size)
+    if arrays["classes"].dtype.kind != "U" or arrays["classes"].ndim != 1:
+        raise ModelFileError(f"{path}: classes must be a list of names (strings)")
+    if arrays["paths"].dtype.kind != "U" or arrays["paths"].ndim != 1:
+        raise ModelFileError(f"{path}: paths must be a list of strings")
     y, names = arrays["y"], arrays["classes"].tolist()
+    if len(set(names)) != len(names):
+        raise ModelFileError(f"{path}: classes must be distinct names")
     n = height * width * 3
     if X.dtype != np.uint8 or X.ndim != 2 or X.shape[1] != n:
         raise ModelFileError(f"{path}: X must be m x {n} uint8 (size {width}x{height}), "

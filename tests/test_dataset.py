@@ -214,13 +214,27 @@ def test_model_file_is_not_a_feature_file(tmp_path):
         load_data(path, (2, 2))
 
 
-def test_inconsistent_feature_file(tmp_path):
-    path = tmp_path / "bad.npz"
+@pytest.mark.parametrize("change, message", [
+    ({"y": np.array([0, 1, 5, 0, 1])}, "y must index the 2 classes"),
+    ({"y": np.zeros(5)}, "y must hold 5 integer labels"),
+    ({"y": np.zeros(4, np.int64)}, "y must hold 5 integer labels"),
+    ({"size": np.array([2])}, "size must be two positive integers"),
+    ({"size": np.array([0, 3])}, "size must be two positive integers"),
+    ({"size": np.array([3, 3])}, "X must be m x 27 uint8 (size 3x3)"),
+    ({"classes": np.array([1, 2])}, "classes must be a list of names"),
+    ({"classes": np.array(["a", "a"])}, "classes must be distinct"),
+    ({"X": np.zeros((5, 18), np.float32)}, "X must be a C-ordered m x n uint8 array"),
+    ({"paths": np.array(["a"])}, "paths must name the 5 images"),
+])
+def test_inconsistent_feature_file(tmp_path, change, message):
     data = small_dataset()
-    np.savez(path, X=data.X, y=np.array([0, 1, 5, 0, 1]), classes=np.array(data.classes),
-             paths=np.array(data.paths), size=np.array([2, 3]), metadata=np.array("{}"))
-    with pytest.raises(ModelFileError, match="y must index the 2 classes"):
+    arrays = {"X": data.X, "y": data.y, "classes": np.array(data.classes),
+              "paths": np.array(data.paths), "size": np.array([2, 3]), "metadata": np.array("{}")}
+    path = tmp_path / "bad.npz"
+    np.savez(path, **{**arrays, **change})
+    with pytest.raises(ModelFileError) as caught:
         load_features(path)
+    assert str(caught.value).startswith(f"{path}: {message}")
 
 
 # ---------------------------------------------------------------- CLI
@@ -289,3 +303,12 @@ def test_labels_file_with_bom_crlf_and_quoted_commas(tmp_path):
     listing.write_bytes('\ufeffpath,label\r\n"a, b.png",cat\r\nc.png,"dog, big"\r\n'.encode())
     data = load_data(listing, (2, 2), jobs=1)
     assert data.classes == ["cat", "dog, big"] and first_pixels(data) == [(1, 0, 0), (2, 0, 0)]
+
+
+def test_flatten_into_a_missing_folder_fails_before_decoding(tmp_path):
+    data = make_two_class_folder(tmp_path / "data", per_class=1)
+    target = tmp_path / "nowhere" / "f.npz"
+    result = run("flatten", data, "-o", target, "-q")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (f"Error: {target}: cannot write there, folder "
+                             f"{tmp_path / 'nowhere'} does not exist\n")
