@@ -20,6 +20,7 @@ Choices (documented in the README):
   would only warn. The limit is never lifted.
 """
 
+import mmap
 import multiprocessing
 import os
 import signal
@@ -281,34 +282,6 @@ def ordered_map(function, items, jobs=None):
                 pool.shutdown(wait=True, cancel_futures=True)
 
 
-def iter_images_known(paths, size, jobs=None, min_for_processes=PROCESS_MIN_IMAGES):
-    """Like iter_images for a list of paths known up front, using processes when it pays.
-
-    Threads scale on photos but not on small images, where Python-level work in Pillow holds
-    the GIL; for min_for_processes images or more, chunks of paths go to a process pool
-    (results still in input order).
-    """
-    paths = list(paths)
-    jobs = jobs or default_jobs()
-    context = _process_context()
-    if jobs == 1 or len(paths) < min_for_processes or context is None:
-        yield from iter_images(paths, size, jobs)
-        return
-    chunk = chunk_length(paths, jobs)
-    chunks = [paths[start : start + chunk] for start in range(0, len(paths), chunk)]
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker)
-    try:
-        pending = deque()
-        for part in chunks:
-            pending.append((part, pool.submit(_load_chunk, part, size)))
-            if len(pending) >= 2 * jobs:
-                yield from _chunk_results(*pending.popleft())
-        while pending:
-            yield from _chunk_results(*pending.popleft())
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 def chunk_length(paths, jobs, sample=16):
     """Paths per worker task: about CHUNK_BYTES of files (judged by the first few), 1 to 32.
 
@@ -339,31 +312,31 @@ def _process_context():
     return None
 
 
-def _init_worker():
+# Set in each worker process by _init_worker: the shared output rows (m x n uint8).
+_worker_rows = None
+
+
+def _init_worker(buffer, shape):
+    global _worker_rows
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     warnings.simplefilter("error", Image.DecompressionBombWarning)
+    _worker_rows = np.frombuffer(buffer, dtype=np.uint8).reshape(shape)
 
 
-def _load_chunk(paths, size):
-    """Worker: decode paths -> (k x n uint8 rows, (path, cause) or None for each path)."""
-    rows = np.empty((len(paths), size[0] * size[1] * 3), dtype=np.uint8)
-    errors = [None] * len(paths)
-    for index, path in enumerate(paths):
+def _load_chunk(start, paths, size):
+    """Worker: decode paths into rows start, start+1, ... of the shared output.
+
+    Returns (offset in the chunk, path, cause) for each file that failed: plain data, as
+    only that crosses the pipe; the pixels are already in place.
+    """
+    failures = []
+    for offset, path in enumerate(paths):
         row, error = _try_load(path, size)
         if error is None:
-            rows[index] = row
+            _worker_rows[start + offset] = row
         else:
-            errors[index] = (error.path, error.cause)  # plain data: pickles across processes
-    return rows, errors
-
-
-def _chunk_results(paths, future):
-    rows, errors = future.result()
-    for index, path in enumerate(paths):
-        if errors[index] is None:
-            yield path, rows[index], None
-        else:
-            yield path, None, ImageError(*errors[index])
+            failures.append((offset, error.path, error.cause))
+    return failures
 
 
 def load_images(paths, size, jobs=None, on_error=None, on_image=None,
@@ -371,13 +344,22 @@ def load_images(paths, size, jobs=None, on_error=None, on_image=None,
     """Decode paths into X (m x n uint8); returns (X, indices of the paths that loaded).
 
     The rows of X follow the order of paths, whatever the number of jobs. Failures are
-    passed to on_error(ImageError), which may raise to stop (--strict); on_image() is called
-    after each file (for a progress bar).
+    passed to on_error(ImageError), in path order, which may raise to stop (--strict);
+    on_image() is called after each file (for a progress bar).
+
+    Threads scale on photos (the decoder releases the GIL) but not on small images, where
+    Pillow's Python-level work holds it; so for min_for_processes paths or more, chunks of
+    paths go to worker processes, which write their rows straight into X (shared memory).
     """
     paths = [Path(p) for p in paths]
-    X = np.empty((len(paths), size[0] * size[1] * 3), dtype=np.uint8)
+    jobs = jobs or default_jobs()
+    shape = (len(paths), size[0] * size[1] * 3)
+    context = _process_context()
+    if jobs > 1 and len(paths) >= min_for_processes and context is not None:
+        return _load_in_processes(paths, size, shape, jobs, context, on_error, on_image)
+    X = np.empty(shape, dtype=np.uint8)
     kept = []
-    results = iter_images_known(paths, size, jobs, min_for_processes)
+    results = iter_images(paths, size, jobs)
     try:
         for index, (_, row, error) in enumerate(results):
             if error is not None:
@@ -392,3 +374,37 @@ def load_images(paths, size, jobs=None, on_error=None, on_image=None,
         results.close()
     return X[: len(kept)], kept
 
+
+def _load_in_processes(paths, size, shape, jobs, context, on_error, on_image):
+    buffer = mmap.mmap(-1, max(1, shape[0] * shape[1]))  # anonymous, shared with forked workers
+    X = np.frombuffer(buffer, dtype=np.uint8, count=shape[0] * shape[1]).reshape(shape)
+    chunk = chunk_length(paths, jobs)
+    failed = []
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                               initargs=(buffer, shape))
+    try:
+        pending = deque()
+        for start in range(0, len(paths), chunk):
+            part = paths[start : start + chunk]
+            pending.append((start, len(part), pool.submit(_load_chunk, start, part, size)))
+            if len(pending) >= 2 * jobs:
+                _report_chunk(*pending.popleft(), failed, on_error, on_image)
+        while pending:
+            _report_chunk(*pending.popleft(), failed, on_error, on_image)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if not failed:
+        return X, list(range(len(paths)))
+    kept = np.setdiff1d(np.arange(len(paths)), failed)
+    return X[kept], kept.tolist()  # a compact copy; X's rows stay in path order
+
+
+def _report_chunk(start, length, future, failed, on_error, on_image):
+    failures = {offset: ImageError(path, cause) for offset, path, cause in future.result()}
+    for offset in range(length):
+        if offset in failures:
+            failed.append(start + offset)
+            if on_error is not None:
+                on_error(failures[offset])
+        if on_image is not None:
+            on_image()
