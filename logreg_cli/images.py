@@ -10,9 +10,10 @@ Choices (documented in the README):
   likewise when its values fit 16 bits, else stretched over its own range; float grey is
   taken as 0..1 when it fits that, else stretched over its own range.
 - Resizing uses Lanczos (an antialiasing filter: its kernel widens with the reduction, so fine
-  detail is averaged, not aliased) with reducing_gap=3, which first shrinks by a whole factor
-  with a box filter when the image is over 3x the target, then applies Lanczos; the result
-  is within a grey level or two of plain Lanczos, at a fraction of the cost on photos.
+  detail is averaged, not aliased) with reducing_gap=3: Pillow first shrinks by a whole factor
+  with reduce() (a box filter) while keeping at least 3x the target size, then applies
+  Lanczos; Pillow documents a gap of 3 or more as indistinguishable from plain Lanczos in
+  most cases, and it is much faster on photos.
 - JPEGs are decoded at 1/2, 1/4 or 1/8 scale by the decoder (Image.draft) when that still
   leaves at least twice the target size, so Lanczos does the last, antialiasing step.
 - An image with more pixels than Image.MAX_IMAGE_PIXELS (Pillow's decompression-bomb limit)
