@@ -48,6 +48,9 @@ ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 # Below this many images a process pool costs more to start than it saves.
 PROCESS_MIN_IMAGES = 256
 CHUNK_BYTES = 256 * 1024
+# Files this big on average (photos) decode mostly outside the GIL: threads do as well as
+# processes there (tests/bench/bench_load.py), without forking.
+THREADS_FROM_BYTES = 256 * 1024
 
 
 def is_image_name(path):
@@ -283,20 +286,24 @@ def ordered_map(function, items, jobs=None):
                 pool.shutdown(wait=True, cancel_futures=True)
 
 
-def chunk_length(paths, jobs, sample=16):
-    """Paths per worker task: about CHUNK_BYTES of files (judged by the first few), 1 to 32.
-
-    Small files go in batches so the cost of a task is spread; big ones (photos) one by one,
-    so that no worker is left idle at the end while another works through a batch.
-    """
+def typical_file_bytes(paths, sample=16):
+    """Mean size of the first few files that exist (CHUNK_BYTES when none does)."""
     sizes = []
     for path in paths[:sample]:
         try:
             sizes.append(os.path.getsize(path))
         except OSError:
             pass
-    typical = max(1.0, sum(sizes) / len(sizes)) if sizes else CHUNK_BYTES
-    by_bytes = int(CHUNK_BYTES // typical)
+    return max(1.0, sum(sizes) / len(sizes)) if sizes else float(CHUNK_BYTES)
+
+
+def chunk_length(paths, jobs, typical_bytes):
+    """Paths per worker task: about CHUNK_BYTES of files, 1 to 32, a few tasks per worker.
+
+    Small files go in batches so the cost of a task is spread; big ones one by one, so that
+    no worker is left idle at the end while another works through a batch.
+    """
+    by_bytes = int(CHUNK_BYTES // typical_bytes)
     return max(1, min(32, by_bytes, len(paths) // (jobs * 4) or 1))
 
 
@@ -348,16 +355,21 @@ def load_images(paths, size, jobs=None, on_error=None, on_image=None,
     passed to on_error(ImageError), in path order, which may raise to stop (--strict);
     on_image() is called after each file (for a progress bar).
 
-    Threads scale on photos (the decoder releases the GIL) but not on small images, where
-    Pillow's Python-level work holds it; so for min_for_processes paths or more, chunks of
-    paths go to worker processes, which write their rows straight into X (shared memory).
+    Threads scale on big files such as photos (the decoder releases the GIL) but not on
+    small images, where Pillow's Python-level work holds it; so for min_for_processes paths
+    or more of small files (under THREADS_FROM_BYTES), chunks of paths go to worker
+    processes, which write their rows straight into X (shared memory).
     """
     paths = [Path(p) for p in paths]
     jobs = jobs or default_jobs()
     shape = (len(paths), size[0] * size[1] * 3)
     context = _process_context()
     if jobs > 1 and len(paths) >= min_for_processes and context is not None:
-        return _load_in_processes(paths, size, shape, jobs, context, on_error, on_image)
+        typical_bytes = typical_file_bytes(paths)
+        if typical_bytes < THREADS_FROM_BYTES:
+            chunk = chunk_length(paths, jobs, typical_bytes)
+            return _load_in_processes(paths, size, shape, jobs, chunk, context, on_error,
+                                      on_image)
     X = np.empty(shape, dtype=np.uint8)
     kept = []
     results = iter_images(paths, size, jobs)
@@ -376,10 +388,9 @@ def load_images(paths, size, jobs=None, on_error=None, on_image=None,
     return X[: len(kept)], kept
 
 
-def _load_in_processes(paths, size, shape, jobs, context, on_error, on_image):
+def _load_in_processes(paths, size, shape, jobs, chunk, context, on_error, on_image):
     buffer = mmap.mmap(-1, max(1, shape[0] * shape[1]))  # anonymous, shared with forked workers
     X = np.frombuffer(buffer, dtype=np.uint8, count=shape[0] * shape[1]).reshape(shape)
-    chunk = chunk_length(paths, jobs)
     failed = []
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
                                initargs=(buffer, shape))

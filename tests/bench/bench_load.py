@@ -4,8 +4,10 @@ Makes (deterministically, seed 0) a few hundred photo-sized JPEGs (1600 x 1200) 
 thousand 64 x 64 PNGs in a temporary folder, then times, for each set:
 
     naive   for each path: Image.open -> convert("RGB") -> resize -> np.asarray (one thread)
-    ours    logreg_cli.images.load_images (draft, parallel, order kept), default choice
-    threads the same, forced to threads only (for the record: why processes are chosen)
+    ours    logreg_cli.images.load_images (draft, parallel, order kept), its own choice of
+            threads (big files) or processes (small files)
+    and, for the record of that choice, the same forced to threads only, to processes only,
+    and to one job
 
 and prints images/s and the ratio to naive. Goal: >= 5x on photos with 2 cores, >= 1.5x on
 the small PNGs. Run it on an idle machine:
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from logreg_cli import images
 from logreg_cli.images import default_jobs, load_images
 
 
@@ -66,34 +69,45 @@ def naive_load(paths, size):
     return np.stack(rows)
 
 
-def timed(function, repeat):
-    """(result, best wall time of repeat runs): the best run is the least disturbed one."""
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - started)
-    return result, best
+def processes_only(paths, size, jobs):
+    """load_images made to use worker processes whatever the file sizes."""
+    saved = images.THREADS_FROM_BYTES
+    images.THREADS_FROM_BYTES = float("inf")
+    try:
+        return load_images(paths, size, jobs=jobs, min_for_processes=1)
+    finally:
+        images.THREADS_FROM_BYTES = saved
 
 
 def bench(name, paths, size, jobs, repeat):
+    """Time each method repeat times, interleaved (so a busy spell hits all alike); best run."""
     count = len(paths)
     megabytes = sum(p.stat().st_size for p in paths) / 1e6
     print(f"\n{name}: {count} files, {megabytes:.0f} MB, target {size[0]}x{size[1]}, jobs {jobs}")
-    naive_X, naive_s = timed(lambda: naive_load(paths, size), repeat)
     runs = {
+        "naive 1 thread": lambda: (naive_load(paths, size), None),
         "ours": lambda: load_images(paths, size, jobs=jobs),
         "ours, threads only": lambda: load_images(paths, size, jobs=jobs,
                                                   min_for_processes=count + 1),
+        "ours, processes only": lambda: processes_only(paths, size, jobs),
         "ours, 1 job": lambda: load_images(paths, size, jobs=1),
     }
-    print(f"  {'naive 1 thread':<20} {count / naive_s:9.1f} images/s   1.00x")
-    for label, run in runs.items():
-        (X, kept), seconds = timed(run, repeat)
-        assert len(kept) == count and X.shape == naive_X.shape
-        difference = np.abs(X.astype(np.int16) - naive_X).mean()
-        print(f"  {label:<20} {count / seconds:9.1f} images/s  {naive_s / seconds:5.2f}x"
-              f"   (mean |ours - naive| {difference:.2f} grey levels)")
+    best = dict.fromkeys(runs, float("inf"))
+    results = {}
+    for _ in range(repeat):
+        for label, run in runs.items():
+            started = time.perf_counter()
+            results[label] = run()
+            best[label] = min(best[label], time.perf_counter() - started)
+    naive_X = results["naive 1 thread"][0]
+    for label, seconds in best.items():
+        X, kept = results[label]
+        line = f"  {label:<20} {count / seconds:9.1f} images/s  {best['naive 1 thread'] / seconds:5.2f}x"
+        if kept is not None:
+            assert len(kept) == count and X.shape == naive_X.shape
+            difference = np.abs(X.astype(np.int16) - naive_X).mean()
+            line += f"   (mean |ours - naive| {difference:.2f} grey levels)"
+        print(line)
 
 
 def main():
@@ -119,7 +133,7 @@ def main():
         if len(small) != args.small:
             small = make_small(root / "small", args.small, np.random.default_rng(1))
         print(f"images ready in {time.perf_counter() - started:.1f} s in {root}")
-        print(f"best of {args.repeat} runs each")
+        print(f"best of {args.repeat} interleaved runs each")
         if photos:
             bench("photos (JPEG 1600x1200)", photos, size, args.jobs, args.repeat)
         if small:
