@@ -29,13 +29,14 @@ import sys
 import warnings
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ImageError, LogregError
 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -328,7 +329,7 @@ def _init_worker(buffer, shape):
     global _worker_rows
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     warnings.simplefilter("error", Image.DecompressionBombWarning)
-    _worker_rows = np.frombuffer(buffer, dtype=np.uint8).reshape(shape)
+    _worker_rows = np.frombuffer(buffer, dtype=np.uint8, count=shape[0] * shape[1]).reshape(shape)
 
 
 def _load_chunk(start, paths, size):
@@ -403,6 +404,9 @@ def _load_in_processes(paths, size, shape, jobs, chunk, context, on_error, on_im
                 _report_chunk(*pending.popleft(), failed, on_error, on_image)
         while pending:
             _report_chunk(*pending.popleft(), failed, on_error, on_image)
+    except BrokenProcessPool:
+        raise LogregError("an image-decoding process died (out of memory?); "
+                          "try again with --jobs 1 to find the file") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     if not failed:

@@ -1,5 +1,6 @@
 """images.py: every mode to the right RGB pixels, bad files named with their cause, order kept."""
 
+import os
 import struct
 import warnings
 import zlib
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, features
 
-from logreg_cli.errors import ImageError
+from logreg_cli.errors import ImageError, LogregError
 from logreg_cli.images import (
     decode_full,
     is_image_name,
@@ -355,3 +356,10 @@ def test_strict_stop_leaves_no_workers_hanging(tmp_path):
 
     with pytest.raises(ImageError, match="007.png"):
         load_images(paths, (3, 2), jobs=2, on_error=stop, min_for_processes=1)
+
+
+def test_a_dying_worker_process_is_one_clear_error(tmp_path, monkeypatch):
+    paths = make_mixed_set(tmp_path)
+    monkeypatch.setattr("logreg_cli.images._try_load", lambda path, size: os._exit(9))
+    with pytest.raises(LogregError, match="an image-decoding process died"):
+        load_images(paths, (3, 2), jobs=2, min_for_processes=1)
