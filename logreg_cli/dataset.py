@@ -200,13 +200,22 @@ def load_data(path, size, classes=None, jobs=None, on_error=None, on_image=None,
     """A class folder, labels file or feature file -> Dataset.
 
     classes: the model's class names when evaluating (every class found must be among them);
-    None when training (the data defines the classes). size is (width, height); a feature
-    file keeps its own size. on_total(count) is called once the files are listed, then
+    None when training (the data defines the classes). size is (width, height): images are
+    resized to it; a feature file keeps its own size when training and must have this size
+    when evaluating (classes given). on_total(count) is called once the files are listed, then
     on_image() after each file (for a progress bar).
     """
     path = Path(path)
     if is_feature_file(path):
-        return load_features(path, classes)
+        data = load_features(path, classes)
+        if not len(data.y):
+            raise DataError(f"{path}: found 0 images in this feature file")
+        if classes is not None and tuple(data.size) != tuple(size):
+            n, expected = data.X.shape[1], size[0] * size[1] * 3
+            raise DataError(f"{path}: the data has {n} features ({data.size[0]}x{data.size[1]} "
+                            f"images) but the model expects {expected} (trained at --size "
+                            f"{size[0]}x{size[1]})")
+        return data
     paths, labels, classes = list_data(path, classes)
     if on_total is not None:
         on_total(len(paths))

@@ -24,6 +24,7 @@ Choices (documented in the README):
 import mmap
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import warnings
@@ -174,11 +175,13 @@ def _unidentified_cause(source):
 
 
 def _bomb_cause(size, error=None):
-    if size is None:  # Pillow refused it on opening; its message gives the pixel count
-        return f"refused as a possible decompression bomb ({str(error).split(', could')[0]})"
-    return (f"refused as a possible decompression bomb ({size[0]} x {size[1]} = "
-            f"{size[0] * size[1]} pixels, more than Pillow's limit of "
-            f"{Image.MAX_IMAGE_PIXELS})")
+    """'refused: W x H = N pixels, over Pillow's decompression-bomb limit of L'."""
+    if size is not None:
+        claimed = f"{size[0]} x {size[1]} = {size[0] * size[1]} pixels"
+    else:  # Pillow refused it on opening; its message gives the pixel count
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        claimed = f"{found.group(1)} pixels" if found else "more pixels"
+    return f"refused: {claimed}, over Pillow's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS}"
 
 
 def _decode_cause(error):
@@ -364,6 +367,7 @@ def load_images(paths, size, jobs=None, on_error=None, on_image=None,
     paths = [Path(p) for p in paths]
     jobs = jobs or default_jobs()
     shape = (len(paths), size[0] * size[1] * 3)
+    _check_fits_in_memory(shape, size)
     context = _process_context()
     if jobs > 1 and len(paths) >= min_for_processes and context is not None:
         typical_bytes = typical_file_bytes(paths)
@@ -387,6 +391,19 @@ def load_images(paths, size, jobs=None, on_error=None, on_image=None,
     finally:
         results.close()
     return X[: len(kept)], kept
+
+
+def _check_fits_in_memory(shape, size):
+    """Refuse, before decoding anything, an X larger than this machine's memory."""
+    needed = shape[0] * shape[1]
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if needed > available:
+        raise LogregError(f"not enough memory: --size {size[0]}x{size[1]} is too large for "
+                          f"{shape[0]} images ({needed / 1e9:.1f} GB of pixels, "
+                          f"{available / 1e9:.1f} GB of memory); use a smaller --size")
 
 
 def _load_in_processes(paths, size, shape, jobs, chunk, context, on_error, on_image):

@@ -312,3 +312,29 @@ def test_flatten_into_a_missing_folder_fails_before_decoding(tmp_path):
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr == (f"Error: {target}: cannot write there, folder "
                              f"{tmp_path / 'nowhere'} does not exist\n")
+
+
+def test_evaluate_feature_file_of_another_size_names_the_file(tmp_path):
+    path = tmp_path / "f16.npz"
+    save_features(small_dataset(2, (4, 4)), path)
+    with pytest.raises(DataError) as caught:
+        load_data(path, (2, 2), classes=["cat", "dög"])
+    assert str(caught.value) == (f"{path}: the data has 48 features (4x4 images) but the model "
+                                 "expects 12 (trained at --size 2x2)")
+    assert load_data(path, (64, 64)).size == (4, 4)  # training keeps the file's own size
+
+
+def test_empty_feature_file_is_an_error_for_training(tmp_path):
+    path = tmp_path / "empty.npz"
+    save_features(small_dataset(0), path)
+    with pytest.raises(DataError, match="empty.npz: found 0 images"):
+        load_data(path, (3, 2))
+
+
+def test_too_large_size_fails_before_decoding(tmp_path):
+    data = make_two_class_folder(tmp_path / "data", per_class=1)
+    result = run("flatten", data, "-o", tmp_path / "f.npz", "--size", "100000x100000")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("Error: not enough memory: --size 100000x100000 is too "
+                                    "large for 2 images (60.0 GB of pixels, ")
+    assert result.stderr.endswith("use a smaller --size\n")
