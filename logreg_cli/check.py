@@ -38,6 +38,7 @@ class Scan:
     paths: list
     labels: list
     facts: list
+    strays: list  # ImageErrors of files that are not images by name or belong to no class
 
 
 def pixel_digest(pixels):
@@ -68,8 +69,8 @@ def scan(path, jobs=None, on_total=None, on_image=None):
                                pixel_digest(np.asarray(row).reshape(height, width, 3))))
             if on_image is not None:
                 on_image()
-        return Scan(str(path), data.classes, data.paths, data.y.tolist(), facts)
-    paths, labels, classes = list_data(path)
+        return Scan(str(path), data.classes, data.paths, data.y.tolist(), facts, [])
+    paths, labels, classes, strays = list_data(path)
     if on_total is not None:
         on_total(len(paths))
     facts = []
@@ -77,7 +78,7 @@ def scan(path, jobs=None, on_total=None, on_image=None):
         facts.append(found)
         if on_image is not None:
             on_image()
-    return Scan(str(path), classes, [str(p) for p in paths], labels.tolist(), facts)
+    return Scan(str(path), classes, [str(p) for p in paths], labels.tolist(), facts, strays)
 
 
 def audit(data, other=None, max_imbalance=DEFAULT_MAX_IMBALANCE):
@@ -120,6 +121,7 @@ def _describe(data):
         "modes": _counts(f.mode for _, f in readable),
         "unreadable": [{"path": f.error.path, "cause": f.error.cause}
                        for f in data.facts if f.error],
+        "ignored": [{"path": e.path, "cause": e.cause} for e in data.strays],
     }
 
 
@@ -188,6 +190,8 @@ def format_text(report):
     lines.append("modes: " + _joined(report["modes"]))
     lines.append(f"unreadable: {len(report['unreadable'])}")
     lines += [f"  {item['path']}: {item['cause']}" for item in report["unreadable"]]
+    lines.append(f"ignored (not images, or in no class): {len(report['ignored'])}")
+    lines += [f"  {item['path']}: {item['cause']}" for item in report["ignored"]]
     lines.append(f"identical images: {len(report['duplicates'])} group(s)")
     for group in report["duplicates"]:
         lines.append("  " + "  =  ".join(f"{p} ({label})"

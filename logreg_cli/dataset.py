@@ -7,6 +7,8 @@ Layouts DATA may have:
   file's own folder, or absolute; classes are the sorted distinct labels);
 - a feature file written by `logreg flatten` (an uncompressed .npz), whose X is memory-mapped.
 Hidden files and folders (names starting with '.') are never classes and never images.
+Other files in class folders that are not images by name, and images directly in the data
+folder, are stray files: skipped with a warning like unreadable images (--strict: an error).
 Image files named one by one (predict) go through load_files.
 """
 
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_atomically
-from .errors import DataError, ModelFileError
+from .errors import DataError, ImageError, ModelFileError
 from .images import is_image_name, load_images
 
 FEATURE_KEYS = ("X", "y", "classes", "paths", "size", "metadata")
@@ -30,6 +32,7 @@ FEATURE_FORMAT = "logreg-features"
 FEATURE_FORMAT_VERSION = 1
 LABEL_FILE_SUFFIXES = (".csv", ".tsv", ".txt")
 IGNORED_FOLDERS = frozenset({"__MACOSX"})  # resource forks left by macOS zip files
+IGNORED_FILES = frozenset({"Thumbs.db", "desktop.ini"})  # Windows' own, never strays
 ZIP_LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
 ZIP_LOCAL_SIGNATURE = 0x04034B50
 
@@ -76,7 +79,15 @@ def image_files(folder):
     Symlinked folders are followed, but each real folder is walked once, so a link that
     points back up the tree cannot loop.
     """
-    found, seen = [], set()
+    return walk_folder(folder)[0]
+
+
+def walk_folder(folder):
+    """(image files, stray files) anywhere below folder, each sorted (see image_files).
+
+    Stray files are the other non-hidden files: not images by their name (notes.txt).
+    """
+    images, strays, seen = [], [], set()
     for top, dirs, files in os.walk(folder, followlinks=True):
         try:
             status = os.stat(top)
@@ -88,8 +99,21 @@ def image_files(folder):
             continue
         seen.add((status.st_dev, status.st_ino))
         dirs[:] = sorted(d for d in dirs if not is_hidden(d) and d not in IGNORED_FOLDERS)
-        found.extend(Path(top) / name for name in files if is_image_name(name))
-    return sorted(found)
+        for name in files:
+            if is_image_name(name):
+                images.append(Path(top) / name)
+            elif not is_hidden(name) and name not in IGNORED_FILES:
+                strays.append(Path(top) / name)
+    return sorted(images), sorted(strays)
+
+
+def stray_error(path, loose=False):
+    """The ImageError a skipped stray file is reported with."""
+    if loose:
+        return ImageError(path, "an image directly in DATA belongs to no class; skipped")
+    extension = os.path.splitext(path)[1]
+    kind = f"'{extension}' is not an image extension" if extension else "no image extension"
+    return ImageError(path, f"not an image file ({kind}); skipped")
 
 
 def is_feature_file(path):
@@ -102,21 +126,28 @@ def is_feature_file(path):
 
 
 def list_folder(root, classes=None):
-    """(paths, labels, class names) of a folder of class subfolders, before decoding."""
+    """(paths, labels, class names, stray ImageErrors) of a class-folder layout, not decoded.
+
+    Strays: files in class folders that are not images by name, and images lying directly
+    in root (they belong to no class).
+    """
     folders = class_folders(root)
     names = [name for name, _ in folders]
     classes = _check_classes(names, classes, root, "class folder")
     paths, labels = [], []
+    loose = sorted(Path(entry.path) for entry in os.scandir(root)
+                   if entry.is_file() and is_image_name(entry.name))
+    strays = [stray_error(path, loose=True) for path in loose]
     for name, folder in folders:
-        files = image_files(folder)
+        files, others = walk_folder(folder)
         paths.extend(files)
         labels.extend([classes.index(name)] * len(files))
+        strays.extend(stray_error(path) for path in others)
     if not paths:
-        loose = sum(1 for entry in os.scandir(root) if entry.is_file() and is_image_name(entry.name))
-        hint = (f"; its {loose} image file(s) must go in one subfolder per class" if loose
+        hint = (f"; its {len(loose)} image file(s) must go in one subfolder per class" if loose
                 else " (expected one subfolder of images per class)")
         raise DataError(f"{root}: found 0 images{hint}")
-    return paths, np.array(labels, dtype=np.int64), classes
+    return paths, np.array(labels, dtype=np.int64), classes, strays
 
 
 def read_labels_file(path):
@@ -158,11 +189,11 @@ def read_labels_file(path):
 
 
 def list_labels_file(path, classes=None):
-    """(paths, labels, class names) of a labels file, before decoding."""
+    """(paths, labels, class names, no strays) of a labels file, before decoding."""
     paths, names = read_labels_file(path)
     classes = _check_classes(sorted(set(names)), classes, path, "label")
     index = {name: i for i, name in enumerate(classes)}
-    return paths, np.array([index[name] for name in names], dtype=np.int64), classes
+    return paths, np.array([index[name] for name in names], dtype=np.int64), classes, []
 
 
 def _check_classes(found, classes, source, what):
@@ -181,7 +212,7 @@ def is_labels_file(path):
 
 
 def list_data(path, classes=None):
-    """(paths, labels, classes) of a class folder or labels file, before decoding."""
+    """(paths, labels, classes, stray ImageErrors) of a class folder or labels file."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
@@ -216,10 +247,14 @@ def load_data(path, size, classes=None, jobs=None, on_error=None, on_image=None,
                             f"images) but the model expects {expected} (trained at --size "
                             f"{size[0]}x{size[1]})")
         return data
-    paths, labels, classes = list_data(path, classes)
+    paths, labels, classes, strays = list_data(path, classes)
+    for stray in strays:
+        if on_error is not None:
+            on_error(stray)
     if on_total is not None:
         on_total(len(paths))
     X, kept, skipped = _load_rows(paths, size, jobs, on_error, on_image)
+    skipped = strays + skipped
     if not kept:
         raise DataError(f"{path}: none of the {len(paths)} image files could be read")
     return Dataset(X, labels[kept], classes, [str(paths[i]) for i in kept], tuple(size), skipped)

@@ -110,3 +110,13 @@ def test_missing_data_is_a_usage_error(tmp_path):
     assert result.exit_code == 2
     assert result.stderr == f"Error: {tmp_path / 'nowhere'}: no such file or folder\n"
     assert result.stdout == ""
+
+
+def test_stray_files_are_listed_but_not_a_problem(tmp_path):
+    data = clean_set(tmp_path / "train")
+    (data / "cat" / "notes.txt").write_text("x")
+    result, report = check_json(data)
+    assert result.exit_code == 0
+    assert report["ignored"] == [{"path": str(data / "cat" / "notes.txt"),
+                                  "cause": "not an image file ('.txt' is not an image extension); "
+                                           "skipped"}]

@@ -338,3 +338,26 @@ def test_too_large_size_fails_before_decoding(tmp_path):
     assert result.stderr.startswith("Error: not enough memory: --size 100000x100000 is too "
                                     "large for 2 images (60.0 GB of pixels, ")
     assert result.stderr.endswith("use a smaller --size\n")
+
+
+def test_stray_files_are_skipped_with_a_warning_each(tmp_path):
+    put(tmp_path / "cat" / "a.png", (1, 0, 0))
+    put(tmp_path / "dog" / "b.png", (2, 0, 0))
+    (tmp_path / "cat" / "notes.txt").write_text("shot in May")
+    (tmp_path / "dog" / "README").write_text("dogs")
+    (tmp_path / "dog" / "Thumbs.db").write_bytes(b"\0")  # Windows' own: ignored silently
+    put(tmp_path / "loose.png", (3, 0, 0))
+    (tmp_path / "labels.csv").write_text("path,label\n")  # files beside the classes: ignored
+    errors = []
+    data = load_data(tmp_path, (2, 2), jobs=1, on_error=errors.append)
+    assert first_pixels(data) == [(1, 0, 0), (2, 0, 0)]
+    assert [str(e) for e in errors] == [
+        f"{tmp_path / 'loose.png'}: an image directly in DATA belongs to no class; skipped",
+        f"{tmp_path / 'cat' / 'notes.txt'}: not an image file ('.txt' is not an image "
+        "extension); skipped",
+        f"{tmp_path / 'dog' / 'README'}: not an image file (no image extension); skipped",
+    ]
+    assert data.skipped == errors
+    result = run("flatten", tmp_path, "-o", tmp_path / "f.npz", "--strict")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: {tmp_path / 'loose.png'}: an image directly")
