@@ -1,6 +1,10 @@
 """`logreg check`: what it reports, and exit 1 exactly when it found a problem."""
 
 import json
+import os
+from pathlib import Path
+
+import pytest
 
 from click.testing import CliRunner
 from PIL import Image
@@ -120,3 +124,24 @@ def test_stray_files_are_listed_but_not_a_problem(tmp_path):
     assert report["ignored"] == [{"path": str(data / "cat" / "notes.txt"),
                                   "cause": "not an image file ('.txt' is not an image extension); "
                                            "skipped"}]
+
+
+def catvnoncat():
+    """The exercise data beside the repo, or $LOGREG_SHARED_DATA (its folder); else skip."""
+    override = os.environ.get("LOGREG_SHARED_DATA")
+    folder = (Path(override) if override else
+              Path(__file__).resolve().parents[2] / "shared" / "datasets" / "catvnoncat")
+    if not (folder / "train").is_dir():
+        pytest.skip(f"catvnoncat data not found at {folder} (set $LOGREG_SHARED_DATA to its folder)")
+    return folder
+
+
+def test_the_exercise_data_has_one_train_test_leak():
+    folder = catvnoncat()
+    result, report = check_json(folder / "train", "--against", folder / "test")
+    assert result.exit_code == 1
+    assert report["classes"] == {"cat": 72, "non-cat": 137}
+    assert report["sizes"] == {"64x64": 209} and report["duplicates"] == []
+    assert report["against"]["shared"] == [{
+        "path": str(folder / "train" / "cat" / "146.png"), "label": "cat",
+        "other_paths": [str(folder / "test" / "cat" / "017.png")]}]
