@@ -362,19 +362,22 @@ def load_images(paths, size, jobs=None, on_error=None, on_image=None,
     Threads scale on big files such as photos (the decoder releases the GIL) but not on
     small images, where Pillow's Python-level work holds it; so for min_for_processes paths
     or more of small files (under THREADS_FROM_BYTES), chunks of paths go to worker
-    processes, which write their rows straight into X (shared memory).
+    processes, which write their rows straight into X (shared memory), and fewer small
+    files are decoded in this thread (a pool would cost more than it saves).
     """
     paths = [Path(p) for p in paths]
     jobs = jobs or default_jobs()
     shape = (len(paths), size[0] * size[1] * 3)
     _check_fits_in_memory(shape, size)
-    context = _process_context()
-    if jobs > 1 and len(paths) >= min_for_processes and context is not None:
+    if jobs > 1:
         typical_bytes = typical_file_bytes(paths)
         if typical_bytes < THREADS_FROM_BYTES:
-            chunk = chunk_length(paths, jobs, typical_bytes)
-            return _load_in_processes(paths, size, shape, jobs, chunk, context, on_error,
-                                      on_image)
+            context = _process_context()
+            if len(paths) >= min_for_processes and context is not None:
+                chunk = chunk_length(paths, jobs, typical_bytes)
+                return _load_in_processes(paths, size, shape, jobs, chunk, context, on_error,
+                                          on_image)
+            jobs = 1  # threads only slow small files down (measured); one is best here
     X = np.empty(shape, dtype=np.uint8)
     kept = []
     results = iter_images(paths, size, jobs)

@@ -328,8 +328,15 @@ def make_mixed_set(folder, count=40):
     return paths
 
 
-@pytest.mark.parametrize("jobs, min_for_processes", [(1, 256), (2, 256), (2, 1)])
-def test_load_images_keeps_order_and_skips_bad(tmp_path, jobs, min_for_processes):
+@pytest.mark.parametrize("jobs, min_for_processes, threads_from_bytes", [
+    (1, 256, 1 << 20),  # one job
+    (2, 256, 1 << 20),  # few small files: this thread
+    (2, 256, 0),        # "big" files: threads
+    (2, 1, 1 << 20),    # many small files: processes
+])
+def test_load_images_keeps_order_and_skips_bad(tmp_path, monkeypatch, jobs, min_for_processes,
+                                               threads_from_bytes):
+    monkeypatch.setattr("logreg_cli.images.THREADS_FROM_BYTES", threads_from_bytes)
     paths = make_mixed_set(tmp_path)
     errors, ticks = [], []
     X, kept = load_images(paths, (3, 2), jobs=jobs, on_error=errors.append,
