@@ -14,7 +14,7 @@ import numpy as np
 
 from .dataset import is_feature_file, list_data, load_features
 from .errors import ImageError
-from .images import decode_full, ordered_map
+from .images import THREADS_FROM_BYTES, decode_full, ordered_map, typical_file_bytes
 
 DEFAULT_MAX_IMBALANCE = 3.0
 
@@ -73,6 +73,8 @@ def scan(path, jobs=None, on_total=None, on_image=None):
     paths, labels, classes, strays = list_data(path)
     if on_total is not None:
         on_total(len(paths))
+    if typical_file_bytes(paths) < THREADS_FROM_BYTES:
+        jobs = 1  # small files: threads only add contention for the GIL (bench_load.py)
     facts = []
     for _, found in ordered_map(image_facts, paths, jobs):
         facts.append(found)
