@@ -144,3 +144,14 @@ def test_the_exercise_data_has_one_train_test_leak():
     assert report["against"]["shared"] == [{
         "path": str(folder / "train" / "cat" / "146.png"), "label": "cat",
         "other_paths": [str(folder / "test" / "cat" / "017.png")]}]
+
+
+def test_labels_file_listing_one_image_twice(tmp_path):
+    put(tmp_path / "a.png", (1, 2, 3))
+    put(tmp_path / "b.png", (4, 5, 6))
+    listing = tmp_path / "labels.tsv"
+    listing.write_text("path\tlabel\na.png\tx\nb.png\ty\na.png\ty\n")
+    result, report = check_json(listing)
+    assert result.exit_code == 1
+    assert report["classes"] == {"x": 1, "y": 2}
+    assert report["duplicates"] == [{"paths": [str(tmp_path / "a.png")] * 2, "labels": ["x", "y"]}]
