@@ -100,7 +100,12 @@ def parse_size(text):
 class _NoBar:
     """Stands in for a hidden tqdm bar."""
 
+    total = None
+
     def update(self, n=1):
+        pass
+
+    def refresh(self):
         pass
 
     def set_postfix(self, **values):
@@ -141,7 +146,8 @@ def warn(message):
 
 
 def load_dataset(data, size, quiet, strict, jobs, classes=None):
-    """Load DATA (class folder or feature file) with a progress bar and skip warnings."""
+    """Load DATA (class folder, labels file or feature file) with a progress bar (images/s)
+    and one warning line per unreadable file, then their count."""
     from .dataset import load_data
 
     def on_error(error):
@@ -151,10 +157,15 @@ def load_dataset(data, size, quiet, strict, jobs, classes=None):
 
     with progress_bar(quiet, desc="loading", unit="img") as bar:
         dataset = load_data(data, size, classes=classes, jobs=jobs, on_error=on_error,
-                            on_image=bar.update)
+                            on_image=bar.update, on_total=lambda total: set_total(bar, total))
     if dataset.skipped:
         say(f"skipped {len(dataset.skipped)} unreadable file(s) in {data}")
     return dataset
+
+
+def set_total(bar, total):
+    bar.total = total
+    bar.refresh()
 
 
 # ---------------------------------------------------------------- the group
@@ -630,11 +641,13 @@ def explain(image, model_path, output, class_name, output_format):
 @strict_option
 @quiet_option
 def flatten(data, output, size, jobs, strict, quiet):
-    """Load the images of DATA once and write them as a feature file.
+    """Load the images of DATA (a folder of class subfolders or a labels file) once and
+    write them as a feature file.
 
     The .npz holds X (uint8, m x n, row i = image i unrolled row-major H x W x 3),
     y (int64), classes, paths, size (H, W) and a JSON metadata string; plain numpy
-    loads it with allow_pickle=False, and train/evaluate accept it as DATA.
+    loads it with allow_pickle=False, and train/evaluate accept it as DATA. It is stored
+    uncompressed, so X can be memory-mapped from it.
 
     \b
     Example:
@@ -642,8 +655,55 @@ def flatten(data, output, size, jobs, strict, quiet):
     """
     from .dataset import save_features
 
+    folder = output.parent if str(output.parent) else Path(".")
+    if not folder.is_dir():  # checked before the images are decoded, not after
+        raise LogregError(f"{output}: cannot write there, folder {folder} does not exist")
     dataset = load_dataset(data, parse_size(size), quiet, strict, jobs)
-    save_features(dataset, output, {"logreg_version": __version__, "source": str(data),
-                                    "skipped": len(dataset.skipped)})
+    save_features(dataset, output, {
+        "logreg_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "source": str(data),
+        "skipped": [str(error) for error in dataset.skipped],
+    })
     if not quiet:
         say(f"wrote {len(dataset.y)} images x {dataset.X.shape[1]} features to {output}")
+
+
+# ---------------------------------------------------------------- check
+
+
+@cli.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--against", "other", type=click.Path(path_type=Path), default=None,
+              help="A second data set (e.g. the test set): report images found in both.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Report format.")
+@click.option("--max-imbalance", type=click.FloatRange(min=1.0), default=3.0, show_default=True,
+              help="Largest/smallest class size ratio above which imbalance is a problem.")
+@jobs_option
+@quiet_option
+def check(data, other, output_format, max_imbalance, jobs, quiet):
+    """Audit DATA before training: images per class, sizes and modes, unreadable files,
+    identical images (same decoded pixels) within DATA and shared with --against OTHER
+    (a train/test leak), and class imbalance.
+
+    Exit code 0 when no problem was found, 1 when one was (each listed in the report).
+
+    \b
+    Example:
+        logreg check images/train --against images/test
+        logreg check images/train --format json | jq .problems
+    """
+    from .check import audit, format_text, scan
+
+    def scanned(source):
+        with progress_bar(quiet, desc=f"checking {source}", unit="img") as bar:
+            return scan(source, jobs=jobs, on_total=lambda total: set_total(bar, total),
+                        on_image=bar.update)
+
+    report = audit(scanned(data), scanned(other) if other is not None else None, max_imbalance)
+    if output_format == "json":
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_text(report))
+    return 1 if report["problems"] else 0

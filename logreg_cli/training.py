@@ -345,9 +345,7 @@ def prepare(data, options, load_folder):
     init_model = load_init(options.init, options.size, options) if options.init else None
     size = options.size or (init_model.size if init_model else DEFAULT_SIZE)
 
-    if data.is_file():
-        if not is_feature_file(data):
-            raise DataError(f"{data}: not a folder of class subfolders nor a feature file")
+    if is_feature_file(data):
         features = open_feature_file(data)
         X_uint8, y, classes, paths = features.X, features.y, features.classes, features.paths
         if options.size is not None and tuple(options.size) != tuple(features.size):
@@ -361,9 +359,10 @@ def prepare(data, options, load_folder):
         if options.stream:
             raise LogregError(f"--stream needs a feature file; write one with "
                               f"`logreg flatten {data} -o features.npz`")
-        dataset = load_folder(data, size, None)
+        dataset = load_folder(data, size, None)  # a class folder or a labels file
         X_uint8, y, classes, paths = dataset.X, dataset.y, dataset.classes, dataset.paths
-        root, streamed, skipped, note = str(data), False, len(dataset.skipped), ""
+        root = str(data.parent if data.is_file() else data)
+        streamed, skipped, note = False, len(dataset.skipped), ""
     from .dataset import Dataset
 
     require_classes(Dataset(X_uint8[:0], y, classes, [], size), data)
@@ -438,9 +437,7 @@ def _load_validation(path, data, load_folder):
     path = Path(path)
     if not path.exists():
         raise DataError(f"--val {path}: no such file or folder")
-    if path.is_file():
-        if not is_feature_file(path):
-            raise DataError(f"--val {path}: not a folder of class subfolders nor a feature file")
+    if is_feature_file(path):
         features = open_feature_file(path)
         unknown = [name for name in features.classes if name not in data.classes]
         if unknown:

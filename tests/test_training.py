@@ -114,10 +114,10 @@ def test_split_is_stable_when_images_are_added(tmp_path):
     root = make_images(tmp_path / "d", {"a": 30, "b": 30})
     from logreg_cli.dataset import list_folder
 
-    paths, y, _ = list_folder(root)
+    paths, y, _, _ = list_folder(root)
     side = dict(zip(map(str, paths), training.validation_mask(paths, y, 0.3, root)))
     make_images(root, {"a": 25, "b": 10}, seed=1, start=30)
-    more_paths, more_y, _ = list_folder(root)
+    more_paths, more_y, _, _ = list_folder(root)
     more_side = dict(zip(map(str, more_paths),
                          training.validation_mask(more_paths, more_y, 0.3, root)))
     assert len(more_side) == 95

@@ -1,0 +1,224 @@
+"""`logreg check`: audit a data set before training.
+
+Reports images per class, the sizes and modes stored, unreadable files, exact duplicate
+images (same decoded pixels, whatever the file format) within the data and shared with
+another set (a train/test leak), and class imbalance. A report is a plain dict (JSON-ready);
+its "problems" list is empty when the data is clean.
+"""
+
+import hashlib
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dataset import is_feature_file, list_data, load_features
+from .errors import ImageError
+from .images import THREADS_FROM_BYTES, decode_full, ordered_map, typical_file_bytes
+
+DEFAULT_MAX_IMBALANCE = 3.0
+
+
+@dataclass
+class Facts:
+    """What check learns from one image: stored size and mode and a pixel digest, or an error."""
+
+    size: tuple = None  # (width, height), EXIF-oriented
+    mode: str = None
+    digest: str = None
+    error: ImageError = None
+
+
+@dataclass
+class Scan:
+    """One data set: its class names, and for each listed image its path, label and facts."""
+
+    source: str
+    classes: list
+    paths: list
+    labels: list
+    facts: list
+    strays: list  # ImageErrors of files that are not images by name or belong to no class
+
+
+def pixel_digest(pixels):
+    """SHA-256 of an H x W x 3 uint8 array and its shape: equal only for identical pictures."""
+    digest = hashlib.sha256(repr(pixels.shape).encode())
+    digest.update(np.ascontiguousarray(pixels).data)
+    return digest.hexdigest()
+
+
+def image_facts(path):
+    try:
+        pixels, mode = decode_full(path)
+    except ImageError as error:
+        return Facts(error=error)
+    return Facts(size=(pixels.shape[1], pixels.shape[0]), mode=mode, digest=pixel_digest(pixels))
+
+
+def scan(path, jobs=None, on_total=None, on_image=None):
+    """Decode every image of DATA (folder, labels file or feature file) -> Scan."""
+    if is_feature_file(path):
+        data = load_features(path)
+        width, height = data.size
+        if on_total is not None:
+            on_total(len(data.y))
+        facts = []
+        for row in data.X:
+            facts.append(Facts((width, height), "feature row",
+                               pixel_digest(np.asarray(row).reshape(height, width, 3))))
+            if on_image is not None:
+                on_image()
+        return Scan(str(path), data.classes, data.paths, data.y.tolist(), facts, [])
+    paths, labels, classes, strays = list_data(path)
+    if on_total is not None:
+        on_total(len(paths))
+    if typical_file_bytes(paths) < THREADS_FROM_BYTES:
+        jobs = 1  # small files: threads only add contention for the GIL (bench_load.py)
+    facts = []
+    for _, found in ordered_map(image_facts, paths, jobs):
+        facts.append(found)
+        if on_image is not None:
+            on_image()
+    return Scan(str(path), classes, [str(p) for p in paths], labels.tolist(), facts, strays)
+
+
+def audit(data, other=None, max_imbalance=DEFAULT_MAX_IMBALANCE):
+    """A Scan (and optionally a second one to compare with) -> report dict with "problems"."""
+    report = _describe(data)
+    problems = []
+    if report["unreadable"]:
+        problems.append(f"{len(report['unreadable'])} unreadable file(s) in {data.source}")
+    duplicates = _duplicate_groups(data)
+    report["duplicates"] = duplicates
+    if duplicates:
+        conflicting = sum(1 for group in duplicates if len(set(group["labels"])) > 1)
+        extra = f", {conflicting} of them under different classes" if conflicting else ""
+        problems.append(f"{len(duplicates)} group(s) of identical images in {data.source}{extra}")
+    report["imbalance"] = _imbalance(report["classes"], max_imbalance)
+    problems += report["imbalance"].pop("problems")
+    if other is not None:
+        report["against"] = _describe(other)
+        shared = _shared_images(data, other)
+        report["against"]["shared"] = shared
+        if report["against"]["unreadable"]:
+            problems.append(f"{len(report['against']['unreadable'])} unreadable file(s) in "
+                            f"{other.source}")
+        if shared:
+            problems.append(f"{len(shared)} image(s) of {data.source} also in {other.source} "
+                            "(a train/test leak)")
+    report["problems"] = problems
+    return report
+
+
+def _describe(data):
+    readable = [(label, facts) for label, facts in zip(data.labels, data.facts) if not facts.error]
+    per_class = Counter(data.classes[label] for label, _ in readable)
+    return {
+        "data": data.source,
+        "images": len(data.paths),
+        "readable": len(readable),
+        "classes": {name: per_class.get(name, 0) for name in data.classes},
+        "sizes": _counts(f"{f.size[0]}x{f.size[1]}" for _, f in readable),
+        "modes": _counts(f.mode for _, f in readable),
+        "unreadable": [{"path": f.error.path, "cause": f.error.cause}
+                       for f in data.facts if f.error],
+        "ignored": [{"path": e.path, "cause": e.cause} for e in data.strays],
+    }
+
+
+def _counts(values):
+    """Most common first, then by name: {"64x64": 200, "32x32": 9}."""
+    return dict(sorted(Counter(values).items(), key=lambda item: (-item[1], item[0])))
+
+
+def _by_digest(data):
+    groups = defaultdict(list)
+    for index, facts in enumerate(data.facts):
+        if facts.digest:
+            groups[facts.digest].append(index)
+    return groups
+
+
+def _duplicate_groups(data):
+    return [
+        {"paths": [data.paths[i] for i in members],
+         "labels": [data.classes[data.labels[i]] for i in members]}
+        for members in _by_digest(data).values() if len(members) > 1
+    ]
+
+
+def _shared_images(data, other):
+    others = _by_digest(other)
+    shared = []
+    for digest, members in _by_digest(data).items():
+        if digest in others:
+            for i in members:
+                shared.append({"path": data.paths[i], "label": data.classes[data.labels[i]],
+                               "other_paths": [other.paths[j] for j in others[digest]]})
+    return shared
+
+
+def _imbalance(class_counts, max_imbalance):
+    counts = dict(class_counts)
+    result = {"limit": max_imbalance, "largest": None, "smallest": None, "ratio": None,
+              "problems": []}
+    if len(counts) < 2:
+        result["problems"].append(f"{len(counts)} class(es): training needs at least two")
+        return result
+    largest = max(counts, key=counts.get)
+    smallest = min(counts, key=counts.get)
+    result.update(largest=largest, smallest=smallest)
+    if counts[smallest] == 0:
+        result["problems"].append(f"class {smallest!r} has no readable images")
+        return result
+    ratio = counts[largest] / counts[smallest]
+    result["ratio"] = round(ratio, 3)
+    if ratio > max_imbalance:
+        result["problems"].append(
+            f"class imbalance: {largest!r} has {ratio:.1f}x the images of {smallest!r} "
+            f"({counts[largest]} vs {counts[smallest]}; limit {max_imbalance:g}x; "
+            "consider --class-weight balanced)")
+    return result
+
+
+def format_text(report):
+    """The report as lines of text for a person."""
+    lines = [f"{report['data']}: {report['images']} image files, {report['readable']} readable, "
+             f"{len(report['classes'])} classes"]
+    width = max([len(name) for name in report["classes"]] + [5])
+    lines += [f"  {name:<{width}}  {count:6d}" for name, count in report["classes"].items()]
+    lines.append("sizes: " + _joined(report["sizes"]))
+    lines.append("modes: " + _joined(report["modes"]))
+    lines.append(f"unreadable: {len(report['unreadable'])}")
+    lines += [f"  {item['path']}: {item['cause']}" for item in report["unreadable"]]
+    lines.append(f"ignored (not images, or in no class): {len(report['ignored'])}")
+    lines += [f"  {item['path']}: {item['cause']}" for item in report["ignored"]]
+    lines.append(f"identical images: {len(report['duplicates'])} group(s)")
+    for group in report["duplicates"]:
+        lines.append("  " + "  =  ".join(f"{p} ({label})"
+                                         for p, label in zip(group["paths"], group["labels"])))
+    imbalance = report["imbalance"]
+    if imbalance["ratio"] == 1:
+        lines.append("imbalance: none (every class has as many images)")
+    elif imbalance["ratio"] is not None:
+        lines.append(f"imbalance: {imbalance['largest']!r} / {imbalance['smallest']!r} = "
+                     f"{imbalance['ratio']:.2f} (limit {imbalance['limit']:g})")
+    if "against" in report:
+        other = report["against"]
+        lines.append(f"against {other['data']}: {other['images']} image files, "
+                     f"{other['readable']} readable, {len(other['shared'])} shared with "
+                     f"{report['data']}")
+        lines += [f"  {item['path']} = {', '.join(item['other_paths'])}" for item in other["shared"]]
+        lines += [f"  {item['path']}: {item['cause']}" for item in other["unreadable"]]
+    if report["problems"]:
+        lines.append(f"{len(report['problems'])} problem(s):")
+        lines += [f"  - {problem}" for problem in report["problems"]]
+    else:
+        lines.append("no problems found")
+    return "\n".join(lines)
+
+
+def _joined(counts):
+    return ", ".join(f"{key} ({count})" for key, count in counts.items()) or "none"
+
