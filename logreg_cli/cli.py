@@ -5,7 +5,6 @@ to stderr. Exit codes: 0 success, 1 some inputs failed (named on stderr), 2 usag
 error, 130 interrupted.
 """
 
-import csv
 import io
 import json
 import sys
@@ -28,6 +27,7 @@ class LogregGroup(click.Group):
     """A click group whose every error is one line on stderr, never a traceback."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        silence_pillow()
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except NO_ARGS_IS_HELP as error:  # plain `logreg`: the help, not an "Error: Usage..."
@@ -55,6 +55,21 @@ class LogregGroup(click.Group):
 
 # click 8.2+ raises this for a bare `logreg`; click 8.1 prints the help and exits 0 itself.
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def silence_pillow():
+    """Keep Pillow's own warnings and log lines about damaged files off stderr.
+
+    The loader names every file it refuses in one line of ours (bombs included: it checks
+    the pixel count itself), so Pillow's extra lines would only break that contract.
+    """
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+    pillow_log = logging.getLogger("PIL")
+    pillow_log.addHandler(logging.NullHandler())
+    pillow_log.propagate = False
 
 
 class UserError(click.ClickException):

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import struct
+import tokenize
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 from .atomic import write_atomically
 from .errors import DataError, ImageError, ModelFileError
 from .images import is_image_name, load_images
+from .npzfile import read_arrays
 
 FEATURE_KEYS = ("X", "y", "classes", "paths", "size", "metadata")
 FEATURE_FORMAT = "logreg-features"
@@ -47,6 +49,7 @@ class Dataset:
     paths: list
     size: tuple  # (width, height)
     skipped: list = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)  # a feature file's own metadata
 
     def class_counts(self):
         counts = np.bincount(self.y, minlength=len(self.classes))
@@ -323,17 +326,15 @@ def load_features(path, classes=None):
     """
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in FEATURE_KEYS if key not in archive.files]
-            if missing:
-                what = "a model file" if "weights" in archive.files else "an .npz file"
-                raise ModelFileError(f"{path}: {what}, not a logreg feature file "
-                                     f"(missing {', '.join(missing)})")
-            arrays = {key: archive[key] for key in FEATURE_KEYS if key != "X"}
-            stored = _member_is_stored(path, "X.npy")
-            X = open_feature_matrix(path) if stored else archive["X"]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        arrays, names = read_arrays(path, FEATURE_KEYS[1:])
+    except ModelFileError as error:
         raise ModelFileError(f"{path}: not a readable feature file ({error})") from None
+    missing = [key for key in FEATURE_KEYS if key not in names]
+    if missing:
+        what = "a model file" if "weights" in names else "an .npz file"
+        raise ModelFileError(f"{path}: {what}, not a logreg feature file "
+                             f"(missing {', '.join(missing)})")
+    X = open_feature_matrix(path) if _member_is_stored(path, "X.npy") else _read_x(path)
     size = arrays["size"]
     if size.shape != (2,) or size.dtype.kind not in "iu" or size.min() < 1:
         raise ModelFileError(f"{path}: size must be two positive integers (H, W)")
@@ -359,7 +360,26 @@ def load_features(path, classes=None):
         _check_classes(names, classes, path, "class")
         y = np.array([classes.index(name) for name in names], dtype=np.int64)[y]
         names = list(classes)
-    return Dataset(X, y.astype(np.int64), names, arrays["paths"].tolist(), (width, height))
+    return Dataset(X, y.astype(np.int64), names, arrays["paths"].tolist(), (width, height),
+                   metadata=_feature_metadata(arrays["metadata"]))
+
+
+def _read_x(path):
+    try:
+        return read_arrays(path, ("X",))[0]["X"]
+    except ModelFileError as error:
+        raise ModelFileError(f"{path}: not a readable feature file ({error})") from None
+
+
+def _feature_metadata(value):
+    """The JSON object of a feature file's metadata string ({} when it is not one)."""
+    if value.shape != () or value.dtype.kind != "U":
+        return {}
+    try:
+        metadata = json.loads(str(value))
+    except json.JSONDecodeError:
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
 
 
 def _member_is_stored(path, member):
@@ -368,7 +388,15 @@ def _member_is_stored(path, member):
 
 
 def open_feature_matrix(path):
-    """X of a feature file as a read-only np.memmap (m x n uint8), straight from the archive.
+    """X of a feature file as a read-only np.memmap (m x n uint8), straight from the archive."""
+    data_start, shape = locate_feature_matrix(path)
+    if shape[0] * shape[1] == 0:
+        return np.zeros(shape, dtype=np.uint8)  # mmap cannot map zero bytes
+    return np.memmap(path, dtype=np.uint8, mode="r", offset=data_start, shape=shape)
+
+
+def locate_feature_matrix(path):
+    """(byte offset, (m, n)) of X's uint8 data inside a feature file.
 
     np.savez stores members uncompressed, so X.npy's bytes lie in the .npz as they are:
     the zip's local header gives where the member starts, the .npy header where its data
@@ -401,14 +429,14 @@ def open_feature_matrix(path):
             data_start = file.tell()
     except KeyError:
         raise ModelFileError(f"{path}: not a logreg feature file (no X)") from None
-    except (OSError, ValueError, EOFError, struct.error, zipfile.BadZipFile) as error:
-        raise ModelFileError(f"{path}: not a readable feature file ({error})") from None
+    except (OSError, ValueError, EOFError, struct.error, zipfile.BadZipFile, SyntaxError,
+            TypeError, tokenize.TokenError) as error:  # numpy parses .npy headers as literals
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelFileError(f"{path}: not a readable feature file ({first_line})") from None
     if dtype != np.uint8 or len(shape) != 2 or fortran_order:
         raise ModelFileError(f"{path}: X must be a C-ordered m x n uint8 array, "
                              f"got {dtype} {shape}{' (Fortran order)' if fortran_order else ''}")
     if data_start - member_start + shape[0] * shape[1] != info.file_size:
         raise ModelFileError(f"{path}: X.npy is {info.file_size} bytes, not the "
                              f"{shape[0]} x {shape[1]} it claims")
-    if shape[0] * shape[1] == 0:
-        return np.zeros(shape, dtype=np.uint8)  # mmap cannot map zero bytes
-    return np.memmap(path, dtype=np.uint8, mode="r", offset=data_start, shape=tuple(shape))
+    return data_start, tuple(shape)

@@ -7,14 +7,11 @@ Shapes: X is m x n (one image per row), y holds m class indices, n = H * W * 3.
 
 import hashlib
 import io
-import json
 import os
 import signal
-import struct
 import threading
 import time
 import weakref
-import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -22,7 +19,7 @@ from pathlib import Path, PurePath
 import numpy as np
 
 from . import core
-from .errors import DataError, LogregError, ModelFileError
+from .errors import DataError, LogregError
 
 DEFAULT_SIZE = (64, 64)
 # In memory when float32 X (times this, plus the overhead below) fits in the free memory.
@@ -151,58 +148,14 @@ class FeatureFile:
 
 
 def open_feature_file(path):
-    """Open a feature file: labels, classes, paths and size are read, X is left on disk."""
-    path = Path(path)
-    try:
-        # our own file object: np.load leaks the one it opens when the zip is damaged
-        with open(path, "rb") as file, np.load(file, allow_pickle=False) as archive:
-            missing = [key for key in ("X", "y", "classes", "paths", "size") if key not in archive.files]
-            if missing:
-                what = "a model file" if "weights" in archive.files else "an .npz file"
-                raise ModelFileError(f"{path}: {what}, not a logreg feature file "
-                                     f"(missing {', '.join(missing)})")
-            y, names, size = archive["y"], archive["classes"], archive["size"]
-            paths = archive["paths"].tolist()
-            metadata = json.loads(str(archive["metadata"])) if "metadata" in archive.files else {}
-        offset, shape, dtype = _locate_member(path, "X.npy")
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise ModelFileError(f"{path}: not a readable feature file ({error})") from None
-    if size.shape != (2,) or size.dtype.kind not in "iu" or (size < 1).any():
-        raise ModelFileError(f"{path}: size must be two positive integers, got {size.tolist()}")
-    if names.ndim != 1 or names.dtype.kind != "U":
-        raise ModelFileError(f"{path}: classes must be a list of names")
-    if y.ndim != 1 or y.dtype.kind not in "iu" or (len(y) and not 0 <= y.min() <= y.max() < len(names)):
-        raise ModelFileError(f"{path}: y must hold class indices from 0 to {len(names) - 1}")
-    height, width = (int(v) for v in size)
-    n = height * width * 3
-    if dtype != np.uint8 or len(shape) != 2 or shape[1] != n or len(y) != shape[0]:
-        raise ModelFileError(f"{path}: X must be m x {n} uint8 with m labels")
-    classes = names.tolist()
-    return FeatureFile(path, FileRows(path, offset, shape), y.astype(np.int64), classes, paths,
-                       (width, height), metadata if isinstance(metadata, dict) else {})
+    """Open a feature file: labels, classes, paths and size are read and checked (by
+    dataset.load_features), X is left on disk and read through FileRows."""
+    from .dataset import load_features, locate_feature_matrix
 
-
-def _locate_member(path, member):
-    """(data offset, shape, dtype) of the .npy array stored uncompressed as `member` of the
-    zip at path, from the zip local header and the .npy header."""
-    with zipfile.ZipFile(path) as archive:
-        info = archive.getinfo(member)
-    if info.compress_type != zipfile.ZIP_STORED:
-        raise ValueError(f"{member} is compressed; write the file with `logreg flatten`")
-    with open(path, "rb") as file:
-        file.seek(info.header_offset)
-        local_header = file.read(30)
-        if local_header[:4] != b"PK\x03\x04":
-            raise ValueError("damaged zip local header")
-        name_length, extra_length = struct.unpack("<HH", local_header[26:30])
-        file.seek(info.header_offset + 30 + name_length + extra_length)
-        version = np.lib.format.read_magic(file)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        shape, fortran_order, dtype = read_header(file)
-        if fortran_order or dtype.hasobject:
-            raise ValueError(f"{member} is not a C-ordered plain array")
-        return file.tell(), shape, dtype
+    data = load_features(path)
+    offset, shape = locate_feature_matrix(path)
+    return FeatureFile(Path(path), FileRows(path, offset, shape), data.y, data.classes,
+                       data.paths, data.size, data.metadata)
 
 
 def available_memory():

@@ -292,3 +292,60 @@ def test_mutated_images_load_or_are_refused(scratch, case):
     path = scratch / f"mutated{EXTENSIONS[fmt]}"
     path.write_bytes(data)
     load_or_refuse_image(path)
+
+
+# ---------------------------------------------------------------- feature files
+
+
+def valid_feature_bytes():
+    """A 5-image feature file (flatten's format) at SIZE, as bytes."""
+    from logreg_cli.dataset import Dataset, save_features
+
+    rng = np.random.default_rng(1)
+    data = Dataset(rng.integers(0, 256, (5, N_FEATURES), dtype=np.uint8),
+                   np.array([0, 1, 0, 1, 1]), ["cat", "dog"],
+                   [f"img{i}.png" for i in range(5)], SIZE)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "features.npz")
+        save_features(data, path, {"source": "fuzz"})
+        with open(path, "rb") as file:
+            return file.read()
+
+
+VALID_FEATURES = valid_feature_bytes()
+
+
+def load_features_or_refuse(path):
+    """The feature reader's contract: a Dataset of consistent shapes, or ModelFileError."""
+    from logreg_cli.dataset import load_features
+
+    try:
+        data = load_features(path)
+    except ModelFileError as error:
+        assert str(error).startswith(f"{path}: ") and "\n" not in str(error)
+        record("refused: " + reason_kind(str(error).removeprefix(f"{path}: ")))
+        return
+    assert data.X.shape == (len(data.y), N_FEATURES) or data.X.shape[0] == len(data.y)
+    assert len(data.paths) == len(data.y)
+    record("loaded")
+
+
+def test_the_valid_feature_file_loads(scratch):
+    path = scratch / "valid-features.npz"
+    path.write_bytes(VALID_FEATURES)
+    from logreg_cli.dataset import load_features
+
+    assert load_features(path).classes == ["cat", "dog"]
+
+
+@FUZZ
+@given(data=st.one_of(mutations(VALID_FEATURES), st.builds(
+    lambda member, mutated: repacked(VALID_FEATURES, member, mutated),
+    st.just("X.npy"), mutations(zipfile.ZipFile(io.BytesIO(VALID_FEATURES)).read("X.npy"))),
+    st.sampled_from(["y.npy", "classes.npy", "paths.npy", "size.npy", "metadata.npy"]).flatmap(
+        lambda member: mutations(zipfile.ZipFile(io.BytesIO(VALID_FEATURES)).read(member)).map(
+            lambda mutated: repacked(VALID_FEATURES, member, mutated)))))
+def test_mutated_feature_files_load_or_are_refused(scratch, data):
+    path = scratch / "features.npz"
+    path.write_bytes(data)
+    load_features_or_refuse(path)

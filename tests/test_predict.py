@@ -16,7 +16,6 @@ from PIL import Image
 
 from logreg_cli.cli import cli
 from logreg_cli.errors import LogregError
-from logreg_cli.model import load_model
 from logreg_cli.predicting import (Decoded, decide, decode_in_order, expand_inputs, sniff,
                                    stdin_inputs)
 from tiny_models import (draw_image, logreg_command, subprocess_env, train_model,
