@@ -67,10 +67,13 @@ def cost_and_delta(Z, y, sample_weight=None):
     if Z.shape[1] == 1:
         z = Z[:, 0]
         target = targets(y, 1)
-        e = np.exp(-np.abs(z))
-        # logaddexp(0, z) = max(z, 0) + log1p(exp(-|z|)); sigmoid from the same exp(-|z|).
-        losses = np.maximum(z, 0.0) + np.log1p(e) - target * z
-        dZ = (np.where(z >= 0, 1.0, e) / (1.0 + e) - target)[:, None]
+        softplus = np.logaddexp(0.0, z)  # -log(1 - a), exact for any z
+        if sample_weight is None:
+            cost = (softplus.sum() - target @ z) / m
+            # a = exp(log a) = exp(z - softplus(z)): the exponent is <= 0, so it never overflows
+            return float(cost), (np.exp(z - softplus) - target)[:, None]
+        losses = softplus - target * z
+        dZ = (np.exp(z - softplus) - target)[:, None]
     else:
         log_p = log_softmax(Z)
         rows = np.arange(m)

@@ -22,15 +22,13 @@ Choices (documented in the README):
 """
 
 import mmap
-import multiprocessing
 import os
 import re
 import signal
 import sys
 import warnings
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -320,6 +318,8 @@ def _process_context():
     its own thread; elsewhere (macOS, Windows) fork is unsafe or missing, so threads are used.
     """
     if sys.platform.startswith("linux"):
+        import multiprocessing  # here: ~8 ms of start-up that small jobs never need
+
         return multiprocessing.get_context("fork")
     return None
 
@@ -410,6 +410,9 @@ def _check_fits_in_memory(shape, size):
 
 
 def _load_in_processes(paths, size, shape, jobs, chunk, context, on_error, on_image):
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     buffer = mmap.mmap(-1, max(1, shape[0] * shape[1]))  # anonymous, shared with forked workers
     X = np.frombuffer(buffer, dtype=np.uint8, count=shape[0] * shape[1]).reshape(shape)
     failed = []

@@ -5,7 +5,6 @@ the history file and the summary. No click, no tqdm: the command passes callback
 Shapes: X is m x n (one image per row), y holds m class indices, n = H * W * 3.
 """
 
-import hashlib
 import io
 import os
 import signal
@@ -199,6 +198,8 @@ def _size_text(count):
 
 def split_fraction(name):
     """A file name -> a number in [0, 1) fixed by the name alone (sha256 of its UTF-8)."""
+    import hashlib  # here: only --val-split needs it
+
     digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 

@@ -52,9 +52,9 @@ np.savez(out, w=w, b=b)
 def load_split(split):
     """(X uint8 m x n, y) of a catvnoncat split in sorted class-folder order (cat = 0)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from logreg_cli.dataset import load_folder
+    from logreg_cli.dataset import load_data
 
-    data = load_folder(DATA / split, (64, 64))
+    data = load_data(DATA / split, (64, 64))
     return data.X, data.y
 
 
