@@ -327,6 +327,8 @@ def train_with_bar(prepared, config, quiet, stop, desc="training"):
 
     with progress_bar(quiet, total=config.epochs, desc=desc, unit="epoch") as bar:
         def on_epoch(stats):
+            if isinstance(bar, _NoBar):  # no bar on screen: skip formatting 2000 postfixes
+                return bool(stop)
             bar.update(1)
             postfix = {"cost": f"{stats.cost:.6f}", "lr": f"{stats.lr:.3g}"}
             if stats.val_cost is not None:

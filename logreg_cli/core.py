@@ -9,6 +9,7 @@ Multiclass:  Z = X W + b,  A = softmax(Z),  J = mean(-log A[i, y_i])
 Both:        dZ = A - Y,   dW = X^T dZ / m (+ l2/m W),   db = mean(dZ)
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -330,7 +331,7 @@ class _Tracker:
         self.best_weights = None
 
     def __call__(self, epoch, lr, cost, val_scores=None, snapshot=None):
-        if not np.isfinite(cost):
+        if not math.isfinite(cost):
             raise TrainingDiverged(epoch, lr)
         stats = EpochStats(epoch, float(lr), float(cost))
         stop = False
@@ -473,20 +474,29 @@ def _gram_descent(X, y, W0, b, config, sample_weight, record, validation=None):
     alpha = np.zeros((m, W0.shape[1]))
     s = 1.0
     target = targets(y, W0.shape[1])
+    # Without L2, b moves by exactly the sum of alpha's moves (both start from zero moves),
+    # so the bias rides in K: Z = (K + 1) alpha + b0, three fewer passes per epoch.
+    fold_bias = not config.l2
+    b0 = b.copy()
+    K_run = K + 1.0 if fold_bias else K
+    add_bias = not fold_bias or bool(b0.any())
+
+    def bias():
+        return b0 + alpha.sum(axis=0) if fold_bias else b
 
     def weights_of(s, alpha):
         return s * W0 + (X.T @ alpha.astype(np.float32)).astype(np.float64)
 
     def val_scores():
-        return s * Z0_val + K_val @ alpha + b
+        return s * Z0_val + K_val @ alpha + bias()
 
     def snapshot():
-        kept_s, kept_alpha, kept_b = s, alpha.copy(), b.copy()
+        kept_s, kept_alpha, kept_b = s, alpha.copy(), bias().copy()
         return lambda: (weights_of(kept_s, kept_alpha), kept_b)
 
     for epoch, lr in enumerate(config.learning_rates()):
-        K_alpha = K @ alpha
-        Z = K_alpha + b
+        K_alpha = K_run @ alpha
+        Z = K_alpha + b if add_bias else K_alpha
         if W0_norm:
             Z += s * Z0
         cost, dZ = cost_and_delta(Z, target, sample_weight)
@@ -501,8 +511,9 @@ def _gram_descent(X, y, W0, b, config, sample_weight, record, validation=None):
             alpha *= shrink
         dZ *= lr / m
         alpha -= dZ
-        b -= dZ.sum(axis=0)
-    return weights_of(s, alpha), b
+        if not fold_bias:
+            b -= dZ.sum(axis=0)
+    return weights_of(s, alpha), bias()
 
 
 # ---------------------------------------------------------------- streamed rows

@@ -28,7 +28,6 @@ import signal
 import sys
 import warnings
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -273,6 +272,8 @@ def ordered_map(function, items, jobs=None):
             for item in items:
                 yield item, function(item)
             return
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             pending = deque()
             try:
@@ -372,8 +373,8 @@ def load_images(paths, size, jobs=None, on_error=None, on_image=None,
     if jobs > 1:
         typical_bytes = typical_file_bytes(paths)
         if typical_bytes < THREADS_FROM_BYTES:
-            context = _process_context()
-            if len(paths) >= min_for_processes and context is not None:
+            context = _process_context() if len(paths) >= min_for_processes else None
+            if context is not None:
                 chunk = chunk_length(paths, jobs, typical_bytes)
                 return _load_in_processes(paths, size, shape, jobs, chunk, context, on_error,
                                           on_image)
