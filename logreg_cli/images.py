@@ -210,21 +210,24 @@ def _grey_to_rgb(image):
     and stretched over their own range otherwise.
     """
     values = np.asarray(image)
-    if image.mode == "F":
+    with np.errstate(invalid="ignore", over="ignore"):  # inf and NaN pixels: nan_to_num below
+        grey = _grey_levels(image.mode, values)
+    grey = np.clip(np.rint(np.nan_to_num(grey)), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, "L").convert("RGB")
+
+
+def _grey_levels(mode, values):
+    """Float grey levels 0..255 (maybe out of range or not finite) of a grey pixel array."""
+    if mode == "F":
         finite = values[np.isfinite(values)]
         low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         if low >= 0.0 and high <= 1.0:
-            grey = values * np.float32(255.0)
-        else:
-            grey = (values - np.float32(low)) * np.float32(255.0 / max(high - low, 1e-12))
-    else:
-        low, high = int(values.min()), int(values.max())
-        if low >= 0 and high <= 65535:
-            grey = values.astype(np.float32) / np.float32(257.0)
-        else:
-            grey = (values.astype(np.float64) - low) * (255.0 / max(high - low, 1))
-    grey = np.clip(np.rint(np.nan_to_num(grey)), 0, 255).astype(np.uint8)
-    return Image.fromarray(grey, "L").convert("RGB")
+            return values * np.float32(255.0)
+        return (values - np.float32(low)) * np.float32(255.0 / max(high - low, 1e-12))
+    low, high = int(values.min()), int(values.max())
+    if low >= 0 and high <= 65535:
+        return values.astype(np.float32) / np.float32(257.0)
+    return (values.astype(np.float64) - low) * (255.0 / max(high - low, 1))
 
 
 # ---------------------------------------------------------------- many images

@@ -53,7 +53,8 @@ def test_16_bit_grey_ramp_is_scaled_not_clipped(tmp_path):
     ramp = (np.arange(256, dtype=np.uint16) * 257).reshape(16, 16)  # 0, 257, ..., 65535
     path = tmp_path / "ramp16.png"
     Image.fromarray(ramp).save(path)
-    assert Image.open(path).mode.startswith("I")
+    with Image.open(path) as stored:
+        assert stored.mode.startswith("I")
     rgb = pixels(path, (16, 16))
     assert np.array_equal(rgb[..., 0], np.arange(256).reshape(16, 16))
     assert np.array_equal(rgb[..., 0], rgb[..., 2])
