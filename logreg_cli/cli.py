@@ -34,7 +34,10 @@ class LogregGroup(click.Group):
             click.echo(error.ctx.get_help(), err=True)
             sys.exit(error.exit_code)
         except click.ClickException as error:
-            click.echo(f"Error: {error.format_message()}", err=True)
+            hint = ""
+            if isinstance(error, click.UsageError) and error.ctx is not None:
+                hint = f" (see '{error.ctx.command_path} -h')"
+            click.echo(f"Error: {error.format_message()}{hint}", err=True)
             sys.exit(error.exit_code)
         except click.Abort:
             click.echo("Interrupted.", err=True)
@@ -186,7 +189,7 @@ def set_total(bar, total):
 # ---------------------------------------------------------------- the group
 
 
-@click.group(cls=LogregGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="logreg", cls=LogregGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="logreg")
 def cli():
     """Train a logistic-regression image classifier and use it from the shell.

@@ -456,3 +456,13 @@ def test_train_rejects_a_model_given_as_data(tmp_path, trained):
 def test_train_rejects_a_single_image_as_data(tmp_path, three_classes):
     image = three_classes / "a" / "000.png"
     assert_user_error(run("train", image, "-m", tmp_path / "m.npz", "-q"), image)
+
+
+@pytest.mark.parametrize("args, cause", [
+    (["train"], "Missing argument 'DATA'."),
+    (["predict", "--formt", "csv", "x.png"], "No such option '--formt'. Did you mean '--format'?"),
+])
+def test_usage_errors_are_one_line_pointing_to_the_help(args, cause):
+    result = run(*args)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == f"Error: {cause} (see 'logreg {args[0]} -h')\n"
