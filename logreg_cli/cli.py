@@ -317,7 +317,9 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
 
 def announce(prepared, quiet):
     """For a feature file, say whether X is streamed or held in memory, and why."""
-    if Path(prepared.source).is_file():
+    from .dataset import is_feature_file
+
+    if is_feature_file(prepared.source):
         m, n = prepared.X.shape
         say(f"training on {m} images x {n} features from {prepared.source}, "
             f"{'streaming row blocks' if prepared.streamed else 'in memory'} "
