@@ -69,12 +69,11 @@ def cost_and_delta(Z, y, sample_weight=None):
         z = Z[:, 0]
         target = targets(y, 1)
         softplus = np.logaddexp(0.0, z)  # -log(1 - a), exact for any z
-        if sample_weight is None:
-            cost = (softplus.sum() - target @ z) / m
-            # a = exp(log a) = exp(z - softplus(z)): the exponent is <= 0, so it never overflows
-            return float(cost), (np.exp(z - softplus) - target)[:, None]
-        losses = softplus - target * z
+        # a = exp(log a) = exp(z - softplus(z)): the exponent is <= 0, so it never overflows
         dZ = (np.exp(z - softplus) - target)[:, None]
+        if sample_weight is None:  # the common case, in one dot product
+            return float(softplus.sum() - target @ z) / m, dZ
+        losses = softplus - target * z
     else:
         log_p = log_softmax(Z)
         rows = np.arange(m)
@@ -193,6 +192,7 @@ class Fit:
     best_epoch: int | None = None  # with validation: the epoch whose weights were kept
     weights64: np.ndarray | None = None  # W and b as the loop held them (float64)
     bias64: np.ndarray | None = None
+    train_scores: np.ndarray | None = None  # X W + b of the returned weights (m x c)
 
     @property
     def final_cost(self):
@@ -206,7 +206,7 @@ class Fit:
     @property
     def best(self):
         """The EpochStats of the kept epoch (with validation), else None."""
-        return None if self.best_epoch is None else self.history[self.best_epoch - self.history[0].epoch]
+        return None if self.best_epoch is None else self.history[self.best_epoch]
 
 
 def n_outputs(n_classes):
@@ -259,7 +259,7 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     if method == "gram":
         loop = _gram_descent
     elif full_batch:
-        loop = _streamed_full_batch if streamed else _full_batch_descent
+        loop = _full_batch_descent
     else:
         loop = _minibatch_descent
     fit = Fit(weights=None, bias=None, method=method)
@@ -273,21 +273,24 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     fit.weights64, fit.bias64 = W, b
     fit.weights = W.astype(np.float32)
     fit.bias = b.astype(np.float32)
-    if not _finite_scores(X, fit.weights, fit.bias):
+    fit.train_scores = _finite_scores(X, fit.weights, fit.bias)
+    if fit.train_scores is None:
         last_update = max(len(fit.history) - 1, 0)  # the update of this epoch overflowed
         raise TrainingDiverged(last_update, config.lr_at(last_update))
     return fit
 
 
 def _finite_scores(X, W, b):
-    """True when W, b and the float32 scores X W + b are finite (X may be a RowBlocks).
+    """The float32 model's scores X W + b (m x c; X may be a RowBlocks), or None when they
+    or W and b are not finite.
 
     The float64 iterates (Gram space) can stay finite while the float32 model overflows.
     """
     if not (np.isfinite(W).all() and np.isfinite(b).all()):
-        return False
+        return None
     with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(scores(X, W, b)).all())
+        Z = scores(X, W, b)
+    return Z if np.isfinite(Z).all() else None
 
 
 def choose_method(m, n, c, config, streamed=False):
@@ -364,22 +367,29 @@ def _l2_cost(l2, m, squared_norm):
 
 
 def _full_batch_descent(X, y, W, b, config, sample_weight, record, validation=None):
-    """Plain full-batch descent: per epoch one pass X W and one pass X^T dZ (float32).
+    """Full-batch descent: per epoch one pass X W and one pass X^T dZ (float32).
 
-    W and b are kept in float64 (they are small), so rounding does not accumulate in them.
+    X is in memory (one block) or a RowBlocks (streamed: each block gives its rows' cost
+    and its share of X^T dZ). W and b are kept in float64 (they are small), so rounding
+    does not accumulate in them.
     """
     m = X.shape[0]
     X_val = None if validation is None else validation.X
     for epoch, lr in enumerate(config.learning_rates()):
         W32 = W.astype(np.float32)
-        Z = (X @ W32).astype(np.float64) + b
-        cost, dZ = cost_and_delta(Z, y, sample_weight)
-        cost += _l2_cost(config.l2, m, np.sum(W * W))
+        total_cost, grad_W, grad_b = 0.0, np.zeros_like(W), np.zeros_like(b)
+        for start, block in row_blocks(X):
+            rows = slice(start, start + len(block))
+            weights = None if sample_weight is None else sample_weight[rows]
+            cost, dZ = cost_and_delta((block @ W32).astype(np.float64) + b, y[rows], weights)
+            total_cost += cost * len(block)
+            grad_W += (block.T @ dZ.astype(np.float32)).astype(np.float64)
+            grad_b += dZ.sum(axis=0)
+        cost = total_cost / m + _l2_cost(config.l2, m, np.sum(W * W))
         if record(epoch, lr, cost, lambda: scores(X_val, W32, b), lambda: _frozen(W, b)):
             break
-        grad_W = (X.T @ dZ.astype(np.float32)).astype(np.float64) / m + config.l2 / m * W
-        W -= lr * grad_W
-        b -= lr / len(dZ) * dZ.sum(axis=0)
+        W -= lr * (grad_W / m + config.l2 / m * W)
+        b -= lr / m * grad_b
     return W, b
 
 
@@ -409,29 +419,6 @@ def _minibatch_descent(X, y, W, b, config, sample_weight, record, validation=Non
             grad_W = (X_batch.T @ dZ.astype(np.float32)).astype(np.float64) / len(rows)
             W -= lr * (grad_W + config.l2 / m * W)
             b -= lr / len(dZ) * dZ.sum(axis=0)
-    return W, b
-
-
-def _streamed_full_batch(X, y, W, b, config, sample_weight, record, validation=None):
-    """Full-batch descent over a RowBlocks in one pass per epoch: each block gives its
-    rows' cost and its share of X^T dZ, summed in float64 before the update."""
-    m = X.shape[0]
-    X_val = None if validation is None else validation.X
-    for epoch, lr in enumerate(config.learning_rates()):
-        W32 = W.astype(np.float32)
-        total_cost, grad_W, grad_b = 0.0, np.zeros_like(W), np.zeros_like(b)
-        for start, block in X.blocks():
-            rows = slice(start, start + len(block))
-            weights = None if sample_weight is None else sample_weight[rows]
-            cost, dZ = cost_and_delta((block @ W32).astype(np.float64) + b, y[rows], weights)
-            total_cost += cost * len(block)
-            grad_W += (block.T @ dZ.astype(np.float32)).astype(np.float64)
-            grad_b += dZ.sum(axis=0)
-        cost = total_cost / m + _l2_cost(config.l2, m, np.sum(W * W))
-        if record(epoch, lr, cost, lambda: scores(X_val, W32, b), lambda: _frozen(W, b)):
-            break
-        W -= lr * (grad_W / m + config.l2 / m * W)
-        b -= lr / m * grad_b
     return W, b
 
 
@@ -576,6 +563,12 @@ class RowBlocks:
         return block
 
 
+def row_blocks(X):
+    """(start, float32 block) over the rows of X: the whole array at once when it is in
+    memory, blocks of about 32 MB when it is a RowBlocks."""
+    return X.blocks() if isinstance(X, RowBlocks) else [(0, X)]
+
+
 def take_rows(X, rows):
     """Rows of X (in-memory float32 or RowBlocks) as an in-memory float32 array."""
     return X.take(rows) if isinstance(X, RowBlocks) else X[rows]
@@ -622,10 +615,10 @@ def standardizer(X_uint8, block_rows=4096):
 
 def scores(X, W, b):
     """Z = X W + b: m x c float64 scores of float32 features X (m x n, or a RowBlocks)."""
-    if isinstance(X, RowBlocks):
-        parts = [(block @ W).astype(np.float64) + b for _, block in X.blocks()]
-        return np.concatenate(parts) if parts else np.zeros((0, W.shape[1]))
-    return (X @ W).astype(np.float64) + b
+    parts = [(block @ W).astype(np.float64) + b for _, block in row_blocks(X)]
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.zeros((0, W.shape[1]))
 
 
 def predict_proba(X, W, b):

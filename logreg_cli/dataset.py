@@ -52,8 +52,13 @@ class Dataset:
     metadata: dict = field(default_factory=dict)  # a feature file's own metadata
 
     def class_counts(self):
-        counts = np.bincount(self.y, minlength=len(self.classes))
-        return {name: int(count) for name, count in zip(self.classes, counts)}
+        return class_counts(self.y, self.classes)
+
+
+def class_counts(y, classes):
+    """{class name: number of labels y (indices into classes) naming it}."""
+    counts = np.bincount(y, minlength=len(classes))
+    return {name: int(count) for name, count in zip(classes, counts)}
 
 
 def is_hidden(name):
@@ -286,9 +291,9 @@ def _load_rows(paths, size, jobs, on_error, on_image):
     return X, kept, skipped
 
 
-def require_classes(dataset, source):
-    """Training needs at least two classes that have images."""
-    present = [name for name, count in dataset.class_counts().items() if count]
+def require_classes(y, classes, source):
+    """Training needs at least two classes that have images (y indexes classes)."""
+    present = [name for name, count in class_counts(y, classes).items() if count]
     if len(present) < 2:
         found = f"only one class: {present[0]!r}" if present else "no classes"
         raise DataError(f"{source}: found {found} (training needs at least two)")

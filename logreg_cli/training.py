@@ -317,9 +317,7 @@ def prepare(data, options, load_folder):
         X_uint8, y, classes, paths = dataset.X, dataset.y, dataset.classes, dataset.paths
         root = str(data.parent if data.is_file() else data)
         streamed, skipped, note = False, len(dataset.skipped), ""
-    from .dataset import Dataset
-
-    require_classes(Dataset(X_uint8[:0], y, classes, [], size), data)
+    require_classes(y, classes, data)
     if init_model is not None and tuple(init_model.size) != tuple(size):
         raise DataError(f"--init model {options.init} expects {init_model.n_features} features "
                         f"but {data} has {X_uint8.shape[1]}")
@@ -334,7 +332,7 @@ def prepare(data, options, load_folder):
         train_rows, val_rows = np.flatnonzero(~mask), np.flatnonzero(mask)
         if not len(train_rows):
             raise DataError(f"{data}: --val-split {options.val_split:g} leaves no training images")
-        require_classes(Dataset(X_uint8[:0], y[train_rows], order, [], size), data)
+        require_classes(y[train_rows], order, data)
 
     if init_model is not None:
         mean, scale = init_model.feature_mean, init_model.feature_scale
@@ -466,9 +464,14 @@ def run(data, config, on_epoch=None):
 
 def accuracy(X, y, weights, bias):
     """Fraction of rows of X (float32 or RowBlocks) whose predicted class is y."""
+    return scores_accuracy(core.scores(X, weights, bias), y)
+
+
+def scores_accuracy(Z, y):
+    """Fraction of rows of scores Z (m x c) whose predicted class is y (None when m = 0)."""
     if not len(y):
         return None
-    return float(np.mean(core.predicted_classes(core.scores(X, weights, bias)) == y))
+    return float(np.mean(core.predicted_classes(Z) == y))
 
 
 @dataclass
@@ -484,7 +487,7 @@ class Outcome:
 
 def evaluate_fit(data, fit, seconds, interrupted):
     """Accuracies of the kept weights on the training and validation sets."""
-    train_accuracy = accuracy(data.X, data.y, fit.weights, fit.bias)
+    train_accuracy = scores_accuracy(fit.train_scores, data.y)  # scored once, in core.train
     val_accuracy = None
     if data.validation is not None:
         val_accuracy = accuracy(data.validation.X, data.validation.y, fit.weights, fit.bias)
@@ -493,6 +496,7 @@ def evaluate_fit(data, fit, seconds, interrupted):
 
 def build_model(data, outcome, config, options, version):
     """The Model record (weights, classes, scaling) with its JSON metadata."""
+    from .dataset import class_counts
     from .model import Model, size_text
 
     fit = outcome.fit
@@ -519,7 +523,7 @@ def build_model(data, outcome, config, options, version):
             "stream": data.streamed,
         },
         "data": {"source": data.source, "images": int(len(data.y)),
-                 "class_counts": _class_counts(data.y, data.classes),
+                 "class_counts": class_counts(data.y, data.classes),
                  "skipped": data.skipped, "class_weights": data.class_weights},
         "method": fit.method,
         "epochs_run": fit.epochs_run,
@@ -539,11 +543,6 @@ def build_model(data, outcome, config, options, version):
         "history": history,
     }
     return Model(fit.weights, fit.bias, data.classes, data.size, data.mean, data.scale, metadata)
-
-
-def _class_counts(y, classes):
-    counts = np.bincount(y, minlength=len(classes))
-    return {name: int(count) for name, count in zip(classes, counts)}
 
 
 def summary(data, outcome, model_path):
