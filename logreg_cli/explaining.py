@@ -162,14 +162,9 @@ def _best(values, epochs):
 
 
 def _validation(meta, history, epochs):
-    """Validation figures the training run recorded (any val_* / validation metadata and
-    the val_cost history), or None when it had no validation."""
-    figures = {}
-    if isinstance(meta.get("validation"), dict):
-        figures.update(meta["validation"])
-    for key, value in meta.items():
-        if key.startswith(("val_", "best_epoch", "kept_epoch", "early_stop")):
-            figures[key] = value
+    """Validation figures the training run recorded (metadata["validation"], as `train`
+    writes it, and the val_cost history), or None when it had no validation."""
+    figures = dict(meta["validation"]) if isinstance(meta.get("validation"), dict) else {}
     val_costs = history.get("val_cost") or []
     if val_costs:
         figures.setdefault("final_val_cost", val_costs[-1])

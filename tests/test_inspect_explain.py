@@ -74,13 +74,13 @@ def test_inspect_shows_validation_figures_when_recorded(tmp_path):
     weights = np.zeros((3, 1), dtype=np.float32)
     metadata = {"history": {"epoch": [0, 1, 2], "cost": [0.7, 0.5, 0.6],
                             "val_cost": [0.8, 0.55, 0.65], "val_accuracy": [0.5, 0.75, 0.7]},
-                "best_epoch": 1}
+                "validation": {"kept_epoch": 1}}  # as `train` writes it
     save_model(Model(weights, np.zeros(1, np.float32), ["a", "b"], (1, 1), metadata=metadata),
                tmp_path / "m.npz")
     summary = model_summary(load_model(tmp_path / "m.npz"), tmp_path / "m.npz")
     assert summary["final_cost"] == 0.6
     assert summary["best_cost"] == {"value": 0.5, "epoch": 1}
-    assert summary["validation"] == {"best_epoch": 1, "final_val_cost": 0.65,
+    assert summary["validation"] == {"kept_epoch": 1, "final_val_cost": 0.65,
                                      "best_val_cost": {"value": 0.55, "epoch": 1},
                                      "final_val_accuracy": 0.7}
     text = invoke("inspect", tmp_path / "m.npz").stdout
