@@ -30,6 +30,14 @@ TEMP_RANDOM_CHARS = frozenset(string.ascii_lowercase + string.digits + "_")
 UNLOCKED_STALE_SECONDS = 3600
 
 
+def check_folder(path):
+    """Raise LogregError now, before any long work, when the folder path goes into does
+    not exist (write_atomically would find out only at the end)."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise LogregError(f"{path}: cannot write there, folder {folder} does not exist")
+
+
 def write_atomically(path, write):
     """Call write(file) on a temporary file beside path, fsync it, rename it over path.
 

@@ -279,8 +279,12 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         logreg train images/ --val-split 0.2 --early-stop 50 --plot curve.png
     """
     from . import core, training
+    from .atomic import check_folder
     from .model import save_model
 
+    for target in (model_path, history, plot):  # before the data is loaded, not after training
+        if target is not None:
+            check_folder(target)
     config = core.TrainConfig(lr=lr, epochs=epochs, decay=decay, decay_rate=decay_rate,
                               decay_steps=decay_steps, batch_size=batch_size, l2=l2, seed=seed,
                               early_stop=early_stop)
@@ -675,11 +679,10 @@ def flatten(data, output, size, jobs, strict, quiet):
     Example:
         logreg flatten images/ -o features.npz --size 32x32
     """
+    from .atomic import check_folder
     from .dataset import save_features
 
-    folder = output.parent if str(output.parent) else Path(".")
-    if not folder.is_dir():  # checked before the images are decoded, not after
-        raise LogregError(f"{output}: cannot write there, folder {folder} does not exist")
+    check_folder(output)
     dataset = load_dataset(data, parse_size(size), quiet, strict, jobs)
     save_features(dataset, output, {
         "logreg_version": __version__,

@@ -466,3 +466,13 @@ def test_usage_errors_are_one_line_pointing_to_the_help(args, cause):
     result = run(*args)
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr == f"Error: {cause} (see 'logreg {args[0]} -h')\n"
+
+
+@pytest.mark.parametrize("option", ["-m", "--history", "--plot"])
+def test_train_refuses_a_missing_output_folder_before_training(three_classes, tmp_path, option):
+    target = tmp_path / "nowhere" / "out"
+    result = run("train", three_classes, "--size", "8x8", "--epochs", "5", option, target)
+    assert result.exit_code == 2 and result.stdout == ""
+    # the early check's message, not the one the save would give after training
+    assert result.stderr == (f"Error: {target}: cannot write there, folder "
+                             f"{target.parent} does not exist\n")
