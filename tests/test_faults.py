@@ -87,6 +87,18 @@ def _slow_replace(source, target, **options):
 
 os.fsync, os.replace = _slow_fsync, _slow_replace
 '''
+
+
+def slow_save_env(tmp_path, delay):
+    """The environment of a logreg subprocess whose saves sleep `delay` s at each step
+    (fsync, rename, folder fsync), through a sitecustomize.py on its PYTHONPATH only."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SLOW_SAVE_SITECUSTOMIZE)
+    env = subprocess_env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), env.get("PYTHONPATH")]))
+    env["LOGREG_KILL_TEST_SAVE_DELAY"] = str(delay)
+    return env
 SAVE_DELAY = 0.05
 KILLS_SPREAD_OVER_THE_RUN = 20
 KILLS_AFTER_THE_TEMPORARY_APPEARS = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]  # x SAVE_DELAY; 0 last
@@ -114,12 +126,7 @@ def kill_train(command, env, folder, after_seconds=None, after_temporary=None):
 def test_sigkill_at_any_moment_leaves_the_old_model_or_a_complete_new_one(tmp_path):
     data = tmp_path / "data"
     write_class_folders(data, ["blue", "red"], 10)
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SLOW_SAVE_SITECUSTOMIZE)
-    env = subprocess_env()
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), env.get("PYTHONPATH")]))
-    env["LOGREG_KILL_TEST_SAVE_DELAY"] = str(SAVE_DELAY)
+    env = slow_save_env(tmp_path, SAVE_DELAY)
     folder = tmp_path / "models"
     folder.mkdir()
     model = folder / "model.npz"
@@ -221,15 +228,10 @@ def test_two_trains_saving_the_same_model_at_once_both_succeed(tmp_path):
     renames succeed and the model is one of the two, complete."""
     data = tmp_path / "data"
     write_class_folders(data, ["blue", "red"], 4)
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(SLOW_SAVE_SITECUSTOMIZE)
-    env = subprocess_env()
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), env.get("PYTHONPATH")]))
     # Saves take 3 x 0.2 s (fsync, rename, folder fsync); the second train starts 0.4 s after
     # the first, so the first one's cleanup (at ~0.6 s) runs while the second one's temporary
     # exists (from ~0.4 s to ~0.8 s) and must leave it alone.
-    env["LOGREG_KILL_TEST_SAVE_DELAY"] = "0.2"
+    env = slow_save_env(tmp_path, 0.2)
     folder = tmp_path / "models"
     folder.mkdir()
     model = folder / "model.npz"

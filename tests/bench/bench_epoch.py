@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from feature_files import write_feature_file  # noqa: E402
 from logreg_cli import core, training  # noqa: E402
 
 SIZES = {"full": (40_000, 3_072), "gram": (1_000, 12_288), "stream": (40_000, 12_288),
@@ -96,35 +98,16 @@ def case_gram(m, n, repeat):
             "peak_rss_mb": peak_rss_mb(), "x_float32_mb": X.nbytes / 2**20}
 
 
-def write_feature_file(path, m, n, seed=0):
-    """A flatten-style feature file of random uint8 rows, written block by block."""
-    import io
-    import zipfile
-
-    rng = np.random.default_rng(seed)
-    labels = []
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        with archive.open("X.npy", "w", force_zip64=True) as member:
-            np.lib.format.write_array_header_1_0(
-                member, {"descr": "|u1", "fortran_order": False, "shape": (m, n)})
-            for start in range(0, m, 2048):
-                block = rng.integers(0, 256, (min(2048, m - start), n), dtype=np.uint8)
-                labels.append(block[:, :30].mean(axis=1) > 127.5)
-                member.write(block.tobytes())
-        side = int(round((n / 3) ** 0.5))
-        small = {"y": np.concatenate(labels).astype(np.int64), "classes": np.array(["a", "b"]),
-                 "paths": np.array([f"{i}.png" for i in range(m)]),
-                 "size": np.array([side, side], dtype=np.int64), "metadata": np.array("{}")}
-        for key, value in small.items():
-            buffer = io.BytesIO()
-            np.save(buffer, value)
-            archive.writestr(f"{key}.npy", buffer.getvalue())
+def square_size(n):
+    """n = side * side * 3 -> (side, side)."""
+    side = int(round((n / 3) ** 0.5))
+    return (side, side)
 
 
 def case_stream(m, n, repeat, batch_size=None):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "features.npz"
-        write_feature_file(path, m, n)
+        write_feature_file(path, m, square_size(n))
         features = training.open_feature_file(path)
         blocks = core.RowBlocks(features.X)
         read_pass = best_of(repeat, lambda: [None for _ in blocks.blocks()])
@@ -140,7 +123,7 @@ def case_in_memory(m, n, repeat):
     """Peak RSS of loading a feature file into memory as float32 and training one epoch."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "features.npz"
-        write_feature_file(path, m, n)
+        write_feature_file(path, m, square_size(n))
         before = peak_rss_mb()
         start = time.perf_counter()
         data = training.prepare(path, training.TrainOptions(stream=False), load_folder=None)
