@@ -7,7 +7,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .atomic import write_atomically
-from .errors import LogregError
 
 # ---------------------------------------------------------------- weights and explanations
 
@@ -118,8 +117,6 @@ def explanation_picture(pixels, contributions, caption_lines):
 
 def save_png(picture, path):
     """Write a PIL image as PNG atomically; returns its (width, height)."""
-    from .atomic import write_atomically
-
     write_atomically(path, lambda file: picture.save(file, "PNG"))
     return picture.size
 
@@ -154,11 +151,7 @@ def learning_curve_png(path, series, title="", size=CURVE_SIZE, x_label="epoch",
 
     Non-finite values are left out. The file is written atomically.
     """
-    image = learning_curve_image(series, title, size, x_label, y_label)
-    try:
-        write_atomically(path, lambda file: image.save(file, format="PNG"))
-    except OSError as error:
-        raise LogregError(f"{path}: cannot write the plot ({error.strerror or error})") from None
+    save_png(learning_curve_image(series, title, size, x_label, y_label), path)
 
 
 def learning_curve_image(series, title="", size=CURVE_SIZE, x_label="epoch", y_label="cost"):
