@@ -71,7 +71,8 @@ def silence_pillow():
 
     warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
     pillow_log = logging.getLogger("PIL")
-    pillow_log.addHandler(logging.NullHandler())
+    if not pillow_log.handlers:  # once per process, however often main() runs (tests)
+        pillow_log.addHandler(logging.NullHandler())
     pillow_log.propagate = False
 
 

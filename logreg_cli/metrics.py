@@ -91,9 +91,10 @@ def report(y_true, proba, classes, paths=None, misclassified=0):
     y_pred = proba.argmax(axis=1)
     confusion = confusion_matrix(y_true, y_pred, k)
     precision, recall, f1, support = per_class(confusion)
+    correct = int(np.trace(confusion))
     result = {
-        "accuracy": float(np.mean(y_pred == y_true)) if len(y_true) else 0.0,
-        "correct": int(np.sum(y_pred == y_true)),
+        "accuracy": correct / len(y_true) if len(y_true) else 0.0,
+        "correct": correct,
         "images": int(len(y_true)),
         "log_loss": log_loss(y_true, proba),
         "classes": list(classes),
@@ -114,7 +115,6 @@ def report(y_true, proba, classes, paths=None, misclassified=0):
         result["roc_auc"] = roc_auc(is_positive, score)
         result["best_threshold"] = best_f1_threshold(is_positive, score)
     if misclassified:
-        y_pred = proba.argmax(axis=1)
         result["misclassified"] = [
             {"path": str(paths[i]), "true": classes[y_true[i]], "predicted": classes[y_pred[i]],
              "probability": float(proba[i, y_pred[i]])}
