@@ -248,6 +248,39 @@ def test_gram_path_equals_plain_path(k, l2, with_init):
     assert plain.history[-1].cost < plain.history[0].cost  # it learned something
 
 
+def binary_gram_problem():
+    X, y = tiny_problem(12, 60, 2, seed=11)
+    return (X * 0.3).astype(np.float32), y
+
+
+def test_binary_gram_loop_equals_the_general_gram_loop_over_many_blocks():
+    """One sigmoid without L2 takes the lean Gram loop, whose costs come a block of epochs
+    at a time; image weights of 1 force the general loop, which must give the same fit."""
+    X, y = binary_gram_problem()
+    config = core.TrainConfig(lr=0.05, epochs=700, method="gram")  # 3 blocks of 256 epochs
+    lean = core.train(X, y, 2, config)
+    general = core.train(X, y, 2, config, sample_weight=np.ones(len(y)))
+    assert [h.epoch for h in lean.history] == list(range(700))
+    np.testing.assert_allclose([h.cost for h in lean.history],
+                               [h.cost for h in general.history], rtol=1e-12)
+    np.testing.assert_allclose(lean.weights, general.weights, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(lean.bias, general.bias, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("stop_at", [0, 37, 300, 699])
+@pytest.mark.parametrize("method", ["plain", "gram"])
+def test_a_stop_request_keeps_the_weights_from_before_that_epoch(method, stop_at):
+    """on_epoch returning True (Ctrl-C) at epoch t, even in the middle of a block of the
+    lean Gram loop, returns the weights after exactly t updates."""
+    X, y = binary_gram_problem()
+    config = core.TrainConfig(lr=0.05, epochs=700, method=method)
+    stopped = core.train(X, y, 2, config, on_epoch=lambda stats: stats.epoch == stop_at)
+    assert stopped.stopped_at == stop_at and len(stopped.history) == stop_at + 1
+    shorter = core.train(X, y, 2, core.TrainConfig(lr=0.05, epochs=stop_at, method=method))
+    np.testing.assert_array_equal(stopped.weights, shorter.weights)
+    np.testing.assert_array_equal(stopped.bias, shorter.bias)
+
+
 # ---------------------------------------------------------------- mini-batches
 
 
@@ -282,6 +315,22 @@ def test_divergence_names_the_epoch_and_suggests_smaller_lr(method):
     assert 0 < caught.value.epoch < 500
     assert f"epoch {caught.value.epoch}" in message
     assert "smaller --lr" in message
+
+
+def test_lean_gram_loop_names_the_epoch_of_divergence_inside_a_block():
+    """Its costs are computed a block of epochs at a time; the epoch named is still the
+    first one whose cost is not finite, with every earlier cost finite and reported."""
+    X, y = binary_gram_problem()
+    X = np.vstack([X, X[:1]]) * 10  # a duplicate image with the other label: never separable
+    y = np.append(y, 1 - y[0])
+    costs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TrainingDiverged) as caught:
+            core.train(X, y, 2, core.TrainConfig(lr=1e306, epochs=600, method="gram"),
+                       on_epoch=lambda stats: costs.append(stats.cost))
+    assert 1 < caught.value.epoch < 255 and caught.value.epoch == len(costs)
+    assert all(math.isfinite(cost) for cost in costs)
 
 
 @pytest.mark.parametrize(
@@ -344,13 +393,15 @@ def test_train_leaves_the_callers_init_unchanged(method):
     np.testing.assert_array_equal(b0, np.full(1, 0.2))
 
 
+@pytest.mark.parametrize("k, lr", [(3, 1e38), (2, 1e100)], ids=["3-class", "binary"])
 @pytest.mark.parametrize("method", ["plain", "gram"])
-def test_weights_too_large_for_float32_scores_are_divergence(method):
-    """An absurd lr keeps the float64 Gram iterates finite, but the float32 model overflows."""
+def test_weights_too_large_for_float32_scores_are_divergence(method, k, lr):
+    """An absurd lr keeps the float64 Gram iterates finite, but the float32 model overflows
+    (with 1e100, past float32's range: the cast itself must not warn)."""
     X = np.random.default_rng(10).uniform(0, 1, size=(6, 400)).astype(np.float32)
-    y = np.arange(6) % 3
-    config = core.TrainConfig(lr=1e38, epochs=5, method=method)
+    y = np.arange(6) % k if k == 3 else np.array([0, 0, 0, 0, 0, 1])  # unbalanced: b grows
+    config = core.TrainConfig(lr=lr, epochs=5, method=method)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(TrainingDiverged, match="smaller --lr"):
-            core.train(X, y, 3, config)
+            core.train(X, y, k, config)
