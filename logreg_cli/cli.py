@@ -5,6 +5,7 @@ to stderr. Exit codes: 0 success, 1 some inputs failed (named on stderr), 2 usag
 error, 130 interrupted.
 """
 
+import gc
 import io
 import json
 import sys
@@ -207,7 +208,16 @@ def cli():
 
 
 def main(args=None, prog_name="logreg"):
-    cli.main(args=args, prog_name=prog_name)
+    """The `logreg` program.
+
+    When it is done, everything still alive is frozen out of the garbage collector: the
+    interpreter's last collection would otherwise walk the ~25,000 objects of numpy, click
+    and Pillow once more before exiting, about 15 ms of every run (files are all closed
+    by then; nothing is left for a collection to finish)."""
+    try:
+        cli.main(args=args, prog_name=prog_name)
+    finally:
+        gc.freeze()
 
 
 # ---------------------------------------------------------------- train
