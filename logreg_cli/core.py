@@ -424,17 +424,18 @@ def _minibatch_descent(X, y, W, b, config, sample_weight, record, validation=Non
     return W, b
 
 
-def gram_matrix(X, width=1024):
+def gram_matrix(X, width=256):
     """K = X X^T (m x m, float64) of float32 X (m x n).
 
     Each float32 product covers only `width` columns and the blocks are summed in float64,
-    which keeps K within ~5e-7 (relative to its largest entry) of the float64 product, at
-    float32 speed, with no float64 X. (256 columns measured no closer on the exercise.)
+    which keeps K close to the float64 product at float32 speed, with no float64 X. On the
+    exercise, 256 columns keep its cost trace within 1e-7 of the float64 one; 1024 columns
+    save 2.5 ms there but drift to 5e-7.
     """
     return cross_gram(X, X, width)
 
 
-def cross_gram(A, X, width=1024):
+def cross_gram(A, X, width=256):
     """A X^T (m_a x m, float64) of float32 rows A (m_a x n) and X (m x n), by column blocks
     as in gram_matrix."""
     K = np.zeros((A.shape[0], X.shape[0]))
