@@ -126,9 +126,15 @@ def whole_process_times(repeats):
         # alternated, so that a noisy spell of the machine weighs on both alike
         t_ours, t_theirs = [], []
         for _ in range(repeats):
-            t_ours.append(best_of(1, lambda: subprocess.run(ours, check=True, cwd=temp))[0])
-            t_theirs.append(best_of(1, lambda: subprocess.run(theirs, check=True, cwd=temp))[0])
+            t_ours.append(seconds_to_run(ours, temp))
+            t_theirs.append(seconds_to_run(theirs, temp))
     return sorted(t_ours), sorted(t_theirs)
+
+
+def seconds_to_run(command, cwd):
+    started = time.perf_counter()
+    subprocess.run(command, check=True, cwd=cwd)
+    return time.perf_counter() - started
 
 
 def main():
