@@ -17,7 +17,6 @@ import io
 import json
 import os
 import struct
-import tokenize
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 from .atomic import write_atomically
 from .errors import DataError, ImageError, ModelFileError
 from .images import is_image_name, load_images
-from .npzfile import read_arrays
+from .npzfile import ZIP_MAGIC, read_arrays, read_npy_header
 
 FEATURE_KEYS = ("X", "y", "classes", "paths", "size", "metadata")
 FEATURE_FORMAT = "logreg-features"
@@ -130,7 +129,7 @@ def is_feature_file(path):
     if not path.is_file():
         return False
     with open(path, "rb") as file:
-        return file.read(4) == b"PK\x03\x04"
+        return file.read(4) == ZIP_MAGIC
 
 
 def list_folder(root, classes=None):
@@ -425,17 +424,13 @@ def locate_feature_matrix(path):
             member_start = info.header_offset + ZIP_LOCAL_HEADER.size + name_length + extra_length
             file.seek(member_start)
             version = np.lib.format.read_magic(file)
-            if version == (1, 0):
-                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(file)
-            elif version == (2, 0):
-                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(file)
-            else:
-                raise ModelFileError(f"{path}: X.npy has an unsupported .npy version {version}")
+            shape, fortran_order, dtype = read_npy_header(file, version, "X.npy")
             data_start = file.tell()
     except KeyError:
         raise ModelFileError(f"{path}: not a logreg feature file (no X)") from None
-    except (OSError, ValueError, EOFError, struct.error, zipfile.BadZipFile, SyntaxError,
-            TypeError, tokenize.TokenError) as error:  # numpy parses .npy headers as literals
+    except ModelFileError as error:
+        raise ModelFileError(f"{path}: not a readable feature file ({error})") from None
+    except (OSError, ValueError, EOFError, struct.error, zipfile.BadZipFile) as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ModelFileError(f"{path}: not a readable feature file ({first_line})") from None
     if dtype != np.uint8 or len(shape) != 2 or fortran_order:

@@ -69,7 +69,7 @@ def _read_member(archive, info, file_size):
             version = np.lib.format.read_magic(member)
         except ValueError:
             raise ModelFileError(f"{info.filename} is not a numpy array") from None
-        shape, fortran_order, dtype = _read_header(member, version, info.filename)
+        shape, fortran_order, dtype = read_npy_header(member, version, info.filename)
         if dtype.hasobject:
             raise ModelFileError(f"{info.filename} holds Python objects, which logreg never loads")
         n_bytes = math.prod(shape) * dtype.itemsize
@@ -96,7 +96,7 @@ def _read_exactly(member, n_bytes):
     return data
 
 
-def _read_header(member, version, name):
+def read_npy_header(member, version, name):
     """(shape, fortran_order, dtype) of a .npy header, or ModelFileError.
 
     numpy parses the header as a Python literal: a damaged one can raise SyntaxError or
