@@ -194,13 +194,13 @@ def feature_rows(path):
 
 def check_feature_size(decoded, model):
     """A feature row of the wrong length fails like an unreadable image, naming the size."""
-    if decoded.row is not None and decoded.row.shape[0] != model.n_features:
-        from .model import size_text
+    from .model import check_features
 
-        decoded.error = LogregError(
-            f"{decoded.name}: has {decoded.row.shape[0]} features but the model expects "
-            f"{model.n_features} (trained at --size {size_text(model.size)})")
-        decoded.row = None
+    if decoded.row is not None:
+        try:
+            check_features(model, decoded.row.shape[0], source=decoded.name)
+        except LogregError as error:
+            decoded.error, decoded.row = error, None
     return decoded
 
 
