@@ -475,15 +475,12 @@ def _gram_descent(X, y, W0, b, config, sample_weight, record, validation=None):
     def bias():
         return b0 + alpha.sum(axis=0) if fold_bias else b
 
-    def weights_of(s, alpha):
-        return s * W0 + (X.T @ alpha.astype(np.float32)).astype(np.float64)
-
     def val_scores():
         return s * Z0_val + K_val @ alpha + bias()
 
     def snapshot():
         kept_s, kept_alpha, kept_b = s, alpha.copy(), bias().copy()
-        return lambda: (weights_of(kept_s, kept_alpha), kept_b)
+        return lambda: (_primal_weights(X, W0, kept_s, kept_alpha), kept_b)
 
     for epoch, lr in enumerate(config.learning_rates()):
         K_alpha = K_run @ alpha
@@ -504,7 +501,12 @@ def _gram_descent(X, y, W0, b, config, sample_weight, record, validation=None):
         alpha -= dZ
         if not fold_bias:
             b -= dZ.sum(axis=0)
-    return weights_of(s, alpha), bias()
+    return _primal_weights(X, W0, s, alpha), bias()
+
+
+def _primal_weights(X, W0, s, alpha):
+    """W = s W0 + X^T alpha (n x c, float64) from the Gram space's s and alpha (m x c)."""
+    return s * W0 + (X.T @ alpha.astype(np.float32)).astype(np.float64)
 
 
 def _binary_gram_descent(X, y, W0, b0, config, sample_weight, record, validation=None):
@@ -529,8 +531,7 @@ def _binary_gram_descent(X, y, W0, b0, config, sample_weight, record, validation
     alpha, delta = np.zeros(m), np.empty(m)
 
     def fitted(alpha):
-        W = W0 + (X.T @ alpha.astype(np.float32)).astype(np.float64)[:, None]
-        return W, b0 + alpha.sum()
+        return _primal_weights(X, W0, 1.0, alpha[:, None]), b0 + alpha.sum()
 
     rates = iter(config.learning_rates())
     epoch = 0
