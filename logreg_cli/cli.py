@@ -701,8 +701,7 @@ def flatten(data, output, size, jobs, strict, quiet):
         "source": str(data),
         "skipped": [str(error) for error in dataset.skipped],
     })
-    if not quiet:
-        say(f"wrote {len(dataset.y)} images x {dataset.X.shape[1]} features to {output}")
+    say(f"wrote {len(dataset.y)} images x {dataset.X.shape[1]} features to {output}", quiet)
 
 
 # ---------------------------------------------------------------- check
