@@ -1,10 +1,7 @@
 """`logreg check`: what it reports, and exit 1 exactly when it found a problem."""
 
 import json
-import os
-from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -27,7 +24,10 @@ def clean_set(root, offset=0):
 
 
 def run(*args):
-    return CliRunner().invoke(cli, ["check", *map(str, args)])
+    """`logreg check ARGS`; exit 1 must mean "problems found", never a crash."""
+    result = CliRunner().invoke(cli, ["check", *map(str, args)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
 
 
 def check_json(*args):
@@ -125,18 +125,8 @@ def test_stray_files_are_listed_but_not_a_problem(tmp_path):
                                            "skipped"}]
 
 
-def catvnoncat():
-    """The exercise data beside the repo, or $LOGREG_SHARED_DATA (its folder); else skip."""
-    override = os.environ.get("LOGREG_SHARED_DATA")
-    folder = (Path(override) if override else
-              Path(__file__).resolve().parents[2] / "shared" / "datasets" / "catvnoncat")
-    if not (folder / "train").is_dir():
-        pytest.skip(f"catvnoncat data not found at {folder} (set $LOGREG_SHARED_DATA to its folder)")
-    return folder
-
-
-def test_the_exercise_data_has_one_train_test_leak():
-    folder = catvnoncat()
+def test_the_exercise_data_has_one_train_test_leak(shared_data):
+    folder = shared_data
     result, report = check_json(folder / "train", "--against", folder / "test")
     assert result.exit_code == 1
     assert report["classes"] == {"cat": 72, "non-cat": 137}
