@@ -318,12 +318,19 @@ def test_results_are_not_held_back_by_a_blocked_input():
         release.wait(TIMEOUT)
         yield Decoded("second", row=np.zeros(3, dtype=np.uint8))
 
-    flushed = []
-    results = decode_in_order(items(), (1, 1), jobs=4, on_wait=lambda: flushed.append(1))
-    assert next(results).name == "first"
-    assert not release.is_set()
-    release.set()
-    assert [d.name for d in results] == ["second"]
+    results = decode_in_order(items(), (1, 1), jobs=4)
+    unblock = threading.Timer(2.0, release.set)  # a loader that waits for every input gets
+    unblock.start()                               # its first result only after this
+    try:
+        first = next(results)
+        arrived_while_blocked = not release.is_set()
+        release.set()
+        rest = [d.name for d in results]
+    finally:
+        unblock.cancel()
+        release.set()
+    assert first.name == "first" and arrived_while_blocked
+    assert rest == ["second"]
 
 
 def test_decoding_keeps_input_order_and_names_failures(binary, tmp_path):
