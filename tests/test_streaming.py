@@ -91,6 +91,28 @@ def test_streamed_full_batch_matches_in_memory(tmp_path):
                                rtol=1e-6)
 
 
+@pytest.mark.parametrize("k", [2, 3])
+def test_full_batch_over_many_row_blocks_equals_one_block(k):
+    """Each block adds its rows' cost and share of X^T dZ: 7 blocks must give the one-block
+    descent (with image weights, so every term of the sum is weighted)."""
+    rng = np.random.default_rng(k)
+    X_uint8 = rng.integers(0, 256, (100, 48), dtype=np.uint8)
+    y = np.arange(100) % k
+    weights = rng.uniform(0.5, 2.0, size=100)
+    blocks = core.RowBlocks(X_uint8, block_bytes=15 * 48 * 4)  # 15 rows a block
+    assert len(list(blocks.blocks())) == 7
+    config = core.TrainConfig(lr=0.2, epochs=40)
+    streamed = core.train(blocks, y, k, config, sample_weight=weights)
+    in_memory = core.train(core.scale_pixels(X_uint8), y, k,
+                           core.TrainConfig(lr=0.2, epochs=40, method="plain"),
+                           sample_weight=weights)
+    assert (streamed.method, in_memory.method) == ("stream", "plain")
+    np.testing.assert_allclose([h.cost for h in streamed.history],
+                               [h.cost for h in in_memory.history], rtol=1e-6)
+    np.testing.assert_allclose(streamed.weights, in_memory.weights, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(streamed.bias, in_memory.bias, rtol=1e-5, atol=1e-6)
+
+
 def test_row_blocks_cover_the_selected_rows_in_order():
     X = np.arange(7 * 5, dtype=np.uint8).reshape(7, 5)
     released = []
