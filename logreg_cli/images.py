@@ -356,7 +356,7 @@ def _load_chunk(start, paths, size):
 
 
 def load_images(paths, size, jobs=None, on_error=None, on_image=None,
-                min_for_processes=PROCESS_MIN_IMAGES):
+                min_for_processes=None):
     """Decode paths into X (m x n uint8); returns (X, indices of the paths that loaded).
 
     The rows of X follow the order of paths, whatever the number of jobs. Failures are
@@ -365,12 +365,14 @@ def load_images(paths, size, jobs=None, on_error=None, on_image=None,
 
     Threads scale on big files such as photos (the decoder releases the GIL) but not on
     small images, where Pillow's Python-level work holds it; so for min_for_processes paths
-    or more of small files (under THREADS_FROM_BYTES), chunks of paths go to worker
+    (default PROCESS_MIN_IMAGES, read at each call) or more of small files (under THREADS_FROM_BYTES), chunks of paths go to worker
     processes, which write their rows straight into X (shared memory), and fewer small
     files are decoded in this thread (a pool would cost more than it saves).
     """
     paths = [Path(p) for p in paths]
     jobs = jobs or default_jobs()
+    if min_for_processes is None:
+        min_for_processes = PROCESS_MIN_IMAGES
     shape = (len(paths), size[0] * size[1] * 3)
     _check_fits_in_memory(shape, size)
     if jobs > 1:

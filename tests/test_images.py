@@ -1,5 +1,6 @@
 """images.py: every mode to the right RGB pixels, bad files named with their cause, order kept."""
 
+import multiprocessing
 import os
 import struct
 import warnings
@@ -364,6 +365,7 @@ def test_strict_stop_leaves_no_workers_hanging(tmp_path):
 
     with pytest.raises(ImageError, match="007.png"):
         load_images(paths, (3, 2), jobs=2, on_error=stop, min_for_processes=1)
+    assert multiprocessing.active_children() == []
 
 
 def test_a_dying_worker_process_is_one_clear_error(tmp_path, monkeypatch):
