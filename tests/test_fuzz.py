@@ -327,7 +327,7 @@ def load_features_or_refuse(path):
         assert str(error).startswith(f"{path}: ") and "\n" not in str(error)
         record("refused: " + reason_kind(str(error).removeprefix(f"{path}: ")))
         return
-    assert data.X.shape == (len(data.y), N_FEATURES) or data.X.shape[0] == len(data.y)
+    assert data.X.shape == (len(data.y), data.size[0] * data.size[1] * 3)
     assert len(data.paths) == len(data.y)
     record("loaded")
 
