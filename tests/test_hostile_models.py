@@ -7,7 +7,6 @@ evaluate, inspect and explain as a user runs them: exit 2, stdout empty, one std
 
 import io
 import json
-import pathlib
 import struct
 import zipfile
 
@@ -17,7 +16,7 @@ from click.testing import CliRunner
 
 from logreg_cli.cli import cli
 from logreg_cli.model import FORMAT_VERSION
-from tiny_models import train_model, write_class_folders
+from tiny_models import CreatesFileWhenUnpickled, train_model, write_class_folders
 
 
 @pytest.fixture(scope="module")
@@ -61,16 +60,6 @@ def npy_header(shape, descr="<f4"):
 def members_of(model_path):
     with zipfile.ZipFile(model_path) as archive:
         return {name: archive.read(name) for name in archive.namelist()}
-
-
-class CreatesFileWhenUnpickled:
-    """Unpickling this runs Path(marker).touch(): proof that a reader executed a pickle."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
 
 
 def pickled_weights(good, folder):

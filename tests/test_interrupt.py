@@ -1,7 +1,6 @@
 """Ctrl-C and SIGTERM during `logreg train`: the first stops at the end of the epoch and saves
 a complete model marked as interrupted (exit 130); a second one aborts without saving."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import pytest
 
 from logreg_cli.dataset import Dataset, save_features
 from logreg_cli.model import load_model
+from tiny_models import logreg_command, subprocess_env
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -29,11 +29,9 @@ def feature_file(path, m, seed=0):
 def start_training(args, cwd):
     """logreg train in a subprocess with default SIGINT (as in a shell); returns it once it
     has said that training begins."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    env["OPENBLAS_NUM_THREADS"] = "1"
     process = subprocess.Popen(
-        [sys.executable, "-m", "logreg_cli", "train", *map(str, args)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env,
+        logreg_command("train", *args),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=subprocess_env(),
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first_line = process.stderr.readline()
     assert first_line.startswith("training on"), first_line

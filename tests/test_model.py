@@ -1,7 +1,6 @@
 """The model file: round trips, atomic writes, and every kind of bad file rejected by name."""
 
 import json
-import pathlib
 import zipfile
 
 import numpy as np
@@ -11,6 +10,7 @@ from logreg_cli import model as model_module
 from logreg_cli.dataset import Dataset, save_features
 from logreg_cli.errors import LogregError, ModelFileError
 from logreg_cli.model import FORMAT_VERSION, Model, load_model, save_model
+from tiny_models import CreatesFileWhenUnpickled
 
 SIZE = (4, 3)  # width x height, not square so a swapped H/W shows up
 N_FEATURES = 4 * 3 * 3
@@ -177,16 +177,6 @@ def test_zip_that_is_not_npz(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("notes.txt", "hello")
     assert_rejected(path, "missing")
-
-
-class CreatesFileWhenUnpickled:
-    """Unpickling this runs Path(marker).touch(): proof that the loader executed a pickle."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
 
 
 @pytest.mark.parametrize("key", ["metadata", "weights", "classes"])

@@ -1,7 +1,6 @@
 """Training from a feature file larger than the memory it may use: row blocks are read from the
 memory-mapped uint8 X and converted one at a time, so the peak RSS stays bounded."""
 
-import os
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ from logreg_cli.dataset import Dataset, save_features
 from logreg_cli.model import load_model
 
 from feature_files import write_feature_file
+from tiny_models import subprocess_env
 
 
 
@@ -26,10 +26,8 @@ def peak_rss_of(command, cwd):
               "done = subprocess.run(sys.argv[1:], stderr=subprocess.PIPE, text=True)\n"
               "sys.stderr.write(done.stderr)\n"
               "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    env["OPENBLAS_NUM_THREADS"] = "1"
     done = subprocess.run([sys.executable, "-c", helper, *command], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=300)
+                          text=True, cwd=cwd, env=subprocess_env(), timeout=300)
     code, kilobytes = done.stdout.split()
     return int(code), done.stderr, int(kilobytes) * 1024
 

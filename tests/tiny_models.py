@@ -1,4 +1,4 @@
-"""Tiny image sets and models for the predict/evaluate/inspect/explain tests.
+"""Tiny image sets and models, subprocess helpers and a pickle payload shared by the tests.
 
 Images are 8 x 8 RGB, drawn here with Pillow: each class has a dominant colour channel plus
 noise, so a few epochs learn it and the probabilities still vary from image to image.
@@ -56,3 +56,13 @@ def subprocess_env():
 
 def logreg_command(*args):
     return [sys.executable, "-m", "logreg_cli", *map(str, args)]
+
+
+class CreatesFileWhenUnpickled:
+    """Unpickling this runs Path(marker).touch(): proof that a reader executed a pickle."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
