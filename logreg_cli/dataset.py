@@ -173,6 +173,20 @@ def read_labels_file(path):
     first_line = text.split("\n", 1)[0]
     delimiter = "\t" if path.suffix.lower() == ".tsv" or "\t" in first_line else ","
     rows = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        return _labels_rows(path, rows, delimiter, first_line)
+    except csv.Error as error:  # a cell over csv's field limit, a NUL byte, a stray quote
+        raise DataError(f"{path}, line {rows.line_num}: {_csv_cause(error)}") from None
+
+
+def _csv_cause(error):
+    if "field larger than field limit" in str(error):
+        return f"a cell is longer than {csv.field_size_limit()} characters"
+    return f"not readable as CSV ({error})"
+
+
+def _labels_rows(path, rows, delimiter, first_line):
+    """(image paths, label strings) of the csv reader rows of a labels file at path."""
     header = [column.strip().lower() for column in next(rows, [])]
     if "path" not in header or "label" not in header:
         raise DataError(f"{path}: the first line must be the header 'path{delimiter}label', "
@@ -188,6 +202,8 @@ def read_labels_file(path):
         image, label = row[path_column].strip(), row[label_column].strip()
         if not image or not label:
             raise DataError(f"{path}, line {line}: empty {'path' if not image else 'label'}")
+        if "\0" in image + label:
+            raise DataError(f"{path}, line {line}: holds a NUL byte (a damaged or binary file)")
         paths.append(path.parent / image)
         labels.append(label)
     if not paths:

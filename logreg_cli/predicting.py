@@ -11,6 +11,7 @@ import io
 import math
 import os
 import queue
+import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import numpy as np
 from .errors import LogregError
 
 STDIN = "-"
+UTF8_BOM = b"\xef\xbb\xbf"  # what Windows editors put before UTF-8 text
 CHUNK_BYTES = 1 << 16
 # An image decoded far from the model's size or aspect gets a note under -v: when its aspect
 # ratio differs from the model's by more than this factor, or a side is under half the model's.
@@ -91,7 +93,7 @@ def stdin_inputs(stream, nul_separated=False):
     image, else each path (str), yielded as soon as its separator (newline or NUL) arrives."""
     read_some = chunk_reader(stream)
     head = b""
-    while sniff(head) == "maybe":
+    while sniff(head) == "maybe" or (len(head) < len(UTF8_BOM) and UTF8_BOM.startswith(head)):
         more = read_some()
         if not more:
             break
@@ -101,14 +103,15 @@ def stdin_inputs(stream, nul_separated=False):
         image.name = STDIN
         yield STDIN, image
         return
-    yield from split_records(head, read_some, nul_separated)
+    yield from split_records(head.removeprefix(UTF8_BOM), read_some, nul_separated)
 
 
 def split_records(head, read_some, nul_separated):
     """Paths separated by NUL or newline, from head then read_some(), each as it completes.
 
     Bytes become str with os.fsdecode, so any file name round-trips; lines lose a trailing
-    CR; empty records are skipped.
+    CR; empty records are skipped, and so are NUL-separated records made only of line ends
+    (the newline an editor adds after the last NUL).
     """
     separator = b"\0" if nul_separated else b"\n"
     pending = head
@@ -132,6 +135,8 @@ def _clean(record, nul_separated):
         record = record.rstrip(b"\r")
         if not record.strip():
             return ""
+    elif not record.strip(b"\r\n"):
+        return ""
     return os.fsdecode(record)
 
 
@@ -165,16 +170,31 @@ def path_items(path):
         error = LogregError(f"{path.split(chr(0))[0]}: the line holds NUL bytes "
                             "(for find -print0, use: logreg predict -0 -)")
         yield Decoded(path.replace("\0", "\\0"), error=error)
-    elif os.path.isdir(path):
-        files = image_files(path)
+        return
+    try:  # a name too long, a file used as a folder, a link loop: this input fails, not the run
+        is_folder = stat.S_ISDIR(os.stat(path).st_mode)
+        files = image_files(path) if is_folder else None
+        is_features = not is_folder and is_feature_file(path)
+    except FileNotFoundError:
+        is_folder = is_features = False  # decoding names it: "no such file"
+    except OSError as error:
+        yield Decoded(path, error=LogregError(f"{path}: {lookup_cause(error)}"))
+        return
+    if is_folder:
         if not files:
             yield Decoded(path, error=LogregError(f"{path}: no image files in this folder"))
         for file in files:
             yield (str(file), str(file))
-    elif is_feature_file(path):
+    elif is_features:
         yield from feature_rows(path)
     else:
         yield (path, path)
+
+
+def lookup_cause(error):
+    """An OSError from looking a path up -> its cause in our words ('file name too long')."""
+    cause = error.strerror or str(error) or type(error).__name__
+    return cause[:1].lower() + cause[1:]
 
 
 def feature_rows(path):
