@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dataset import is_feature_file, list_data, load_features
+from .dataset import (ClassLeftOut, SharedFile, is_feature_file, list_data, load_features,
+                      unread_class)
 from .errors import ImageError
 from .images import THREADS_FROM_BYTES, decode_full, ordered_map, typical_file_bytes
 
@@ -89,6 +90,10 @@ def audit(data, other=None, max_imbalance=DEFAULT_MAX_IMBALANCE):
     problems = []
     if report["unreadable"]:
         problems.append(f"{len(report['unreadable'])} unreadable file(s) in {data.source}")
+    problems += [f"{item['path']}: {item['cause']}" for item in report["left_out"]]
+    if report["shared_files"]:
+        problems.append(f"{len(report['shared_files'])} file(s) under two classes in "
+                        f"{data.source} (left out of training)")
     duplicates = _duplicate_groups(data)
     report["duplicates"] = duplicates
     if duplicates:
@@ -114,17 +119,39 @@ def audit(data, other=None, max_imbalance=DEFAULT_MAX_IMBALANCE):
 def _describe(data):
     readable = [(label, facts) for label, facts in zip(data.labels, data.facts) if not facts.error]
     per_class = Counter(data.classes[label] for label, _ in readable)
+    listed = Counter(data.classes[label] for label in data.labels)
+    unread = [unread_class(_class_source(data, name), name, listed[name])
+              for name in data.classes if listed[name] and not per_class.get(name)]
+    left_out = [{"class": e.class_name, "path": e.path, "cause": e.cause}
+                for e in data.strays + unread if isinstance(e, ClassLeftOut)]
+    gone = {item["class"] for item in left_out}
+    others = [e for e in data.strays if not isinstance(e, (ClassLeftOut, SharedFile))]
     return {
         "data": data.source,
         "images": len(data.paths),
         "readable": len(readable),
-        "classes": {name: per_class.get(name, 0) for name in data.classes},
+        "classes": {name: per_class.get(name, 0) for name in data.classes if name not in gone},
+        "left_out": left_out,
+        "shared_files": [{"path": e.path, "same_as": e.first, "classes": e.classes}
+                         for e in data.strays if isinstance(e, SharedFile)],
         "sizes": _counts(f"{f.size[0]}x{f.size[1]}" for _, f in readable),
         "modes": _counts(f.mode for _, f in readable),
         "unreadable": [{"path": f.error.path, "cause": f.error.cause}
                        for f in data.facts if f.error],
-        "ignored": [{"path": e.path, "cause": e.cause} for e in data.strays],
+        "ignored": [{"path": e.path, "cause": e.cause} for e in others],
     }
+
+
+def _class_source(data, name):
+    """What names a class: its folder (the first path's folder below DATA) or DATA."""
+    from pathlib import Path
+
+    first = next(path for path, label in zip(data.paths, data.labels)
+                 if data.classes[label] == name)
+    source = Path(data.source)
+    if source.is_dir():
+        return str(source / Path(first).relative_to(source).parts[0])
+    return data.source
 
 
 def _counts(values):
@@ -194,6 +221,11 @@ def format_text(report):
     lines += [f"  {item['path']}: {item['cause']}" for item in report["unreadable"]]
     lines.append(f"ignored (not images, or in no class): {len(report['ignored'])}")
     lines += [f"  {item['path']}: {item['cause']}" for item in report["ignored"]]
+    lines.append(f"classes left out (no image to learn from): {len(report['left_out'])}")
+    lines += [f"  {item['path']}: {item['cause']}" for item in report["left_out"]]
+    lines.append(f"files under two classes: {len(report['shared_files'])}")
+    lines += [f"  {item['path']} = {item['same_as']} ({', '.join(item['classes'])})"
+              for item in report["shared_files"]]
     lines.append(f"identical images: {len(report['duplicates'])} group(s)")
     for group in report["duplicates"]:
         lines.append("  " + "  =  ".join(f"{p} ({label})"

@@ -26,6 +26,7 @@ import numpy as np
 from .atomic import write_atomically
 from .errors import DataError, ImageError, ModelFileError
 from .images import is_image_name, load_images
+from .names import class_name, is_text, shown
 from .npzfile import ZIP_MAGIC, read_arrays, read_npy_header
 
 FEATURE_KEYS = ("X", "y", "classes", "paths", "size", "metadata")
@@ -48,6 +49,7 @@ class Dataset:
     paths: list
     size: tuple  # (width, height)
     skipped: list = field(default_factory=list)
+    left_out: list = field(default_factory=list)  # ClassLeftOut: classes with no image read
     metadata: dict = field(default_factory=dict)  # a feature file's own metadata
 
     def class_counts(self):
@@ -67,17 +69,50 @@ def is_hidden(name):
 # ---------------------------------------------------------------- finding files
 
 
+class ClassLeftOut(ImageError):
+    """A class that has no image to learn from (an empty folder, every image unreadable):
+    left out of the classes with a warning (--strict: an error). path names its folder."""
+
+    def __init__(self, path, name, cause):
+        super().__init__(path, f"{cause}; class {name!r} left out")
+        self.class_name = name
+
+
+class LinkSkipped(ImageError):
+    """A folder link that would read a folder again or under the wrong class: not followed."""
+
+
+class SharedFile(ImageError):
+    """One real file reachable under two classes: left out of both (its label is unknown)."""
+
+    def __init__(self, path, first, classes):
+        super().__init__(path, f"the same file as {first}, which is under class {classes[0]!r} "
+                               f"while this is under {classes[1]!r}; left out of both")
+        self.first = str(first)
+        self.classes = list(classes)
+
+
 def class_folders(root):
-    """Sorted (name, path) of the non-hidden subfolders of root (symlinks followed)."""
+    """Sorted (class name, path) of the non-hidden subfolders of root (symlinks followed).
+
+    The name is names.class_name() of the folder's name, so two folders may give one class
+    (NFC and NFD spellings): both are listed, and their images form that one class.
+    Raises DataError when root cannot be listed or a folder name is not text.
+    """
     try:
         entries = list(os.scandir(root))
     except PermissionError:
         raise DataError(f"{root}: permission denied") from None
-    return sorted(
-        (entry.name, Path(entry.path))
+    folders = sorted(
+        (class_name(entry.name), Path(entry.path))
         for entry in entries
         if not is_hidden(entry.name) and entry.name not in IGNORED_FOLDERS and entry.is_dir()
     )
+    for name, folder in folders:
+        if not is_text(name):
+            raise DataError(f"{shown(str(folder))}: a class folder name must be UTF-8 text "
+                            "(this one holds other bytes); rename the folder")
+    return folders
 
 
 def image_files(folder):
@@ -94,33 +129,143 @@ def walk_folder(folder):
 
     Stray files are the other non-hidden files: not images by their name (notes.txt).
     """
-    images, strays, seen = [], [], set()
-    for top, dirs, files in os.walk(folder, followlinks=True):
+    walk = Walk(folder)
+    images, strays = walk.folder(folder)
+    return images, strays
+
+
+def _file_key(status):
+    return status.st_dev, status.st_ino
+
+
+def _is_within(path, folder):
+    """True when the real path `path` is `folder` or below it (both os.path.realpath)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+class Walk:
+    """The walk of one DATA folder: each real folder walked once and each real file listed
+    once across every class, whatever links lead to them.
+
+    A folder link is not followed (a LinkSkipped problem names it) when it leads to DATA
+    itself or above it, into another class's folder, or to a folder already walked (a
+    loop); a link out of DATA is followed, once. A file met again under the same class is
+    listed once; under another class it is a SharedFile problem and left out of both.
+    """
+
+    def __init__(self, root, class_reals=None):
+        self.root = os.path.realpath(root)
+        self.class_reals = class_reals or {}  # real path of a class folder -> class name
+        self.folders = {}  # (st_dev, st_ino) of each folder walked -> its class name
+        self.files = {}  # (st_dev, st_ino) -> (path, class name)
+        self.problems = []
+        self.shared = set()  # paths of files under two classes
+
+    def folder(self, folder, name=None):
+        """(image files, stray files) of one class folder, each sorted."""
+        images, strays = [], []
+        for top, dirs, files in os.walk(folder, followlinks=True):
+            if top == os.fspath(folder) and not self._enter(folder, name):
+                break
+            dirs[:] = [d for d in sorted(dirs) if self._follow(Path(top) / d, name)]
+            for file_name in files:
+                path = Path(top) / file_name
+                if is_image_name(file_name):
+                    if self._first_listing(path, name):
+                        images.append(path)
+                elif not is_hidden(file_name) and file_name not in IGNORED_FILES:
+                    strays.append(path)
+        return sorted(images), sorted(strays)
+
+    def _enter(self, folder, name):
         try:
-            status = os.stat(top)
+            key = _file_key(os.stat(folder))
         except OSError:
-            dirs[:] = []
+            return False
+        if key in self.folders:
+            return False
+        self.folders[key] = name
+        return True
+
+    def _follow(self, path, name):
+        if is_hidden(path.name) or path.name in IGNORED_FOLDERS:
+            return False
+        if path.is_symlink():
+            reason = self._link_problem(path, name)
+            if reason:
+                self.problems.append(LinkSkipped(shown(str(path)), f"{reason}; not followed"))
+                return False
+        return self._enter(path, name)
+
+    def _link_problem(self, link, name):
+        """Why the folder link must not be followed, or None."""
+        target = os.path.realpath(link)
+        if _is_within(self.root, target):
+            return "a link to DATA itself or a folder above it"
+        for real, other in self.class_reals.items():
+            if other != name and _is_within(target, real):
+                return f"a link into the folder of class {other!r}"
+        try:
+            key = _file_key(os.stat(target))
+        except OSError:
+            return None  # os.walk skips what it cannot list
+        if key in self.folders:
+            first = self.folders[key]
+            where = "in this class" if first == name else f"under class {first!r}"
+            return f"a link to a folder already read {where}"
+        return None
+
+    def _first_listing(self, path, name):
+        """True when path is a real file not listed before; records it (see Walk)."""
+        try:
+            key = _file_key(os.stat(path))
+        except OSError:
+            return True  # a dangling link: decoding names it
+        if key not in self.files:
+            self.files[key] = (path, name)
+            return True
+        first, first_class = self.files[key]
+        if first_class != name and first not in self.shared:
+            self.problems.append(SharedFile(shown(str(path)), shown(str(first)),
+                                            (first_class, name)))
+            self.shared.add(first)
+        return False
+
+
+def class_folder_walk(root, folders):
+    """(Walk, the (name, folder) pairs to walk): a class folder that is a link to DATA, to
+    another class's folder or into one is skipped with a LinkSkipped problem."""
+    walk = Walk(root)
+    plain = [(name, folder) for name, folder in folders if not folder.is_symlink()]
+    walk.class_reals = {os.path.realpath(folder): name for name, folder in plain}
+    kept = list(plain)
+    for name, folder in folders:
+        if not folder.is_symlink():
             continue
-        if (status.st_dev, status.st_ino) in seen:
-            dirs[:] = []
+        reason = walk._link_problem(folder, name)
+        if reason:
+            walk.problems.append(LinkSkipped(shown(str(folder)), f"{reason}; not a class"))
             continue
-        seen.add((status.st_dev, status.st_ino))
-        dirs[:] = sorted(d for d in dirs if not is_hidden(d) and d not in IGNORED_FOLDERS)
-        for name in files:
-            if is_image_name(name):
-                images.append(Path(top) / name)
-            elif not is_hidden(name) and name not in IGNORED_FILES:
-                strays.append(Path(top) / name)
-    return sorted(images), sorted(strays)
+        walk.class_reals[os.path.realpath(folder)] = name
+        kept.append((name, folder))
+    return walk, sorted(kept)
 
 
 def stray_error(path, loose=False):
     """The ImageError a skipped stray file is reported with."""
+    path = shown(str(path))
     if loose:
         return ImageError(path, "an image directly in DATA belongs to no class; skipped")
     extension = os.path.splitext(path)[1]
     kind = f"'{extension}' is not an image extension" if extension else "no image extension"
     return ImageError(path, f"not an image file ({kind}); skipped")
+
+
+def unread_class(where, name, count):
+    """The ClassLeftOut of a class none of whose count listed images could be read; where
+    is its folder, or the labels file."""
+    return ClassLeftOut(shown(str(where)), name, f"none of its {count} image file(s) could be "
+                                                 "read")
 
 
 def is_feature_file(path):
@@ -133,28 +278,38 @@ def is_feature_file(path):
 
 
 def list_folder(root, classes=None):
-    """(paths, labels, class names, stray ImageErrors) of a class-folder layout, not decoded.
+    """(paths, labels, class names, problems) of a class-folder layout, not decoded.
 
-    Strays: files in class folders that are not images by name, and images lying directly
-    in root (they belong to no class).
+    Problems are ImageErrors to warn about: stray files (not images by name, or images
+    lying directly in root, which belong to no class), ClassLeftOut for a class folder
+    holding no image, LinkSkipped and SharedFile (see Walk). classes: the model's, when
+    evaluating; a folder that is not one of them is a DataError (unless it is empty).
     """
-    folders = class_folders(root)
-    names = [name for name, _ in folders]
-    classes = _check_classes(names, classes, root, "class folder")
-    paths, labels = [], []
+    walk, folders = class_folder_walk(root, class_folders(root))
     loose = sorted(Path(entry.path) for entry in os.scandir(root)
                    if entry.is_file() and is_image_name(entry.name))
     strays = [stray_error(path, loose=True) for path in loose]
+    found = {}  # class name -> its image files, in folder order
     for name, folder in folders:
-        files, others = walk_folder(folder)
-        paths.extend(files)
-        labels.extend([classes.index(name)] * len(files))
+        files, others = walk.folder(folder, name)
+        found.setdefault(name, []).extend(files)
         strays.extend(stray_error(path) for path in others)
-    if not paths:
+    found = {name: [p for p in files if p not in walk.shared] for name, files in found.items()}
+    if not any(found.values()):
         hint = (f"; its {len(loose)} image file(s) must go in one subfolder per class" if loose
                 else " (expected one subfolder of images per class)")
         raise DataError(f"{root}: found 0 images{hint}")
-    return paths, np.array(labels, dtype=np.int64), classes, strays
+    for name, folder in folders:
+        if not found.get(name) and name in found:
+            strays.append(ClassLeftOut(shown(str(folder)), name, "holds no images"))
+            del found[name]
+    classes = _check_classes(sorted(found), classes, root, "class folder")
+    index = _class_index(classes)
+    paths, labels = [], []
+    for name in sorted(found):
+        paths.extend(found[name])
+        labels.extend([index[name]] * len(found[name]))
+    return paths, np.array(labels, dtype=np.int64), classes, strays + walk.problems
 
 
 def read_labels_file(path):
@@ -205,7 +360,7 @@ def _labels_rows(path, rows, delimiter, first_line):
         if "\0" in image + label:
             raise DataError(f"{path}, line {line}: holds a NUL byte (a damaged or binary file)")
         paths.append(path.parent / image)
-        labels.append(label)
+        labels.append(class_name(label))
     if not paths:
         raise DataError(f"{path}: found 0 images (the labels file lists none)")
     return paths, labels
@@ -215,15 +370,22 @@ def list_labels_file(path, classes=None):
     """(paths, labels, class names, no strays) of a labels file, before decoding."""
     paths, names = read_labels_file(path)
     classes = _check_classes(sorted(set(names)), classes, path, "label")
-    index = {name: i for i, name in enumerate(classes)}
+    index = _class_index(classes)
     return paths, np.array([index[name] for name in names], dtype=np.int64), classes, []
 
 
+def _class_index(classes):
+    """{class_name(name): its index} of a class list (a model's may predate class_name)."""
+    return {class_name(name): i for i, name in enumerate(classes)}
+
+
 def _check_classes(found, classes, source, what):
-    """The class list: found (training) or the model's, which must include every found name."""
+    """The class list: found (training) or the model's, which must include every found
+    name (compared as names.class_name() reads them)."""
     if classes is None:
         return list(found)
-    unknown = [name for name in found if name not in classes]
+    known = _class_index(classes)
+    unknown = [name for name in found if class_name(name) not in known]
     if unknown:
         raise DataError(f"{source}: {what} {unknown[0]!r} is not one of the model's classes "
                         f"({', '.join(classes)})")
@@ -270,17 +432,48 @@ def load_data(path, size, classes=None, jobs=None, on_error=None, on_image=None,
                             f"images) but the model expects {expected} (trained at --size "
                             f"{size[0]}x{size[1]})")
         return data
+    training = classes is None
     paths, labels, classes, strays = list_data(path, classes)
     for stray in strays:
         if on_error is not None:
             on_error(stray)
+    left_out = [error for error in strays if isinstance(error, ClassLeftOut)]
+    strays = [error for error in strays if not isinstance(error, ClassLeftOut)]
     if on_total is not None:
         on_total(len(paths))
     X, kept, skipped = _load_rows(paths, size, jobs, on_error, on_image)
     skipped = strays + skipped
     if not kept:
         raise DataError(f"{path}: none of the {len(paths)} image files could be read")
-    return Dataset(X, labels[kept], classes, [str(paths[i]) for i in kept], tuple(size), skipped)
+    y = labels[kept]
+    if training:
+        y, classes, unread = _leave_out_unread_classes(path, paths, labels, y, classes)
+        for error in unread:
+            if on_error is not None:
+                on_error(error)
+        left_out += unread
+    return Dataset(X, y, classes, [str(paths[i]) for i in kept], tuple(size), skipped,
+                   left_out)
+
+
+def _leave_out_unread_classes(source, paths, labels, y, classes):
+    """(y, classes, ClassLeftOut errors) without the classes none of whose images loaded.
+
+    labels index classes for every listed path; y for the paths that loaded.
+    """
+    listed, loaded = (np.bincount(v, minlength=len(classes)) for v in (labels, y))
+    gone = [i for i in range(len(classes)) if listed[i] and not loaded[i]]
+    if not gone:
+        return y, classes, []
+    errors = []
+    for i in gone:
+        first = paths[int(np.flatnonzero(labels == i)[0])]
+        where = Path(source) / first.relative_to(source).parts[0] if Path(source).is_dir() \
+            else source
+        errors.append(unread_class(where, classes[i], int(listed[i])))
+    kept_classes = [name for i, name in enumerate(classes) if i not in gone]
+    remap = np.cumsum([i not in gone for i in range(len(classes))]) - 1
+    return remap[y].astype(np.int64), kept_classes, errors
 
 
 def load_files(paths, size, jobs=None, on_error=None, on_image=None):
@@ -363,7 +556,7 @@ def load_features(path, classes=None):
         raise ModelFileError(f"{path}: classes must be a list of names (strings)")
     if arrays["paths"].dtype.kind != "U" or arrays["paths"].ndim != 1:
         raise ModelFileError(f"{path}: paths must be a list of strings")
-    y, names = arrays["y"], arrays["classes"].tolist()
+    y, names = arrays["y"], [class_name(name) for name in arrays["classes"].tolist()]
     if len(set(names)) != len(names):
         raise ModelFileError(f"{path}: classes must be distinct names")
     n = height * width * 3
@@ -378,7 +571,8 @@ def load_features(path, classes=None):
         raise ModelFileError(f"{path}: paths must name the {len(X)} images")
     if classes is not None:
         _check_classes(names, classes, path, "class")
-        y = np.array([classes.index(name) for name in names], dtype=np.int64)[y]
+        index = _class_index(classes)
+        y = np.array([index[name] for name in names], dtype=np.int64)[y]
         names = list(classes)
     return Dataset(X, y.astype(np.int64), names, arrays["paths"].tolist(), (width, height),
                    metadata=_feature_metadata(arrays["metadata"]))

@@ -57,12 +57,15 @@ class Explanation:
 def output_column(model, class_name):
     """The column of W to explain: 0 for a binary model (its positive class), else the
     class's index."""
-    if class_name not in model.classes:
+    from .names import class_name as read_name
+
+    known = [read_name(name) for name in model.classes]
+    if read_name(class_name) not in known:
         raise LogregError(f"--class {class_name!r} is not one of the model's classes "
                           f"({', '.join(model.classes)})")
     if len(model.classes) == 2:
         return 0
-    return model.classes.index(class_name)
+    return known.index(read_name(class_name))
 
 
 def explain(model, row, name, class_name=None):
@@ -81,8 +84,7 @@ def explain(model, row, name, class_name=None):
     if class_name is None:
         class_name = model.classes[1] if binary else predicted
     column = output_column(model, class_name)
-    if binary:
-        class_name = model.classes[1]
+    class_name = model.classes[1] if binary else model.classes[column]
     contributions = (weights[:, column] * features).reshape(height, width, 3).sum(axis=2)
     class_index = model.classes.index(class_name)
     return Explanation(

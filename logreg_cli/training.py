@@ -238,23 +238,30 @@ def validation_mask(paths, y, fraction, root):
 
 
 def class_order(classes, options, init_model):
-    """The class order of the model: --init's, or --positive last (binary), else sorted."""
+    """The class order of the model: --init's, or --positive last (binary), else sorted.
+
+    Names are compared as names.class_name() reads them (--positive as typed, an older
+    --init model's classes as stored)."""
+    from .names import class_name
+
+    positive = None if options.positive is None else class_name(options.positive)
     if init_model is not None:
-        if set(init_model.classes) != set(classes):
+        init_classes = [class_name(name) for name in init_model.classes]
+        if set(init_classes) != set(classes):
             raise DataError(f"--init model has classes {', '.join(init_model.classes)} but the "
                             f"data has {', '.join(classes)}")
-        if options.positive is not None and init_model.classes[-1] != options.positive:
+        if positive is not None and init_classes[-1] != positive:
             raise LogregError(f"--positive {options.positive!r} differs from the --init model's "
                               f"positive class {init_model.classes[-1]!r}")
-        return list(init_model.classes)
-    if options.positive is None:
+        return init_classes
+    if positive is None:
         return list(classes)
     if len(classes) != 2:
         raise LogregError(f"--positive applies to two classes; the data has {len(classes)}")
-    if options.positive not in classes:
+    if positive not in classes:
         raise LogregError(f"--positive {options.positive!r} is not a class; the classes are "
                           f"{', '.join(classes)}")
-    return [name for name in classes if name != options.positive] + [options.positive]
+    return [name for name in classes if name != positive] + [positive]
 
 
 def remap_labels(y, from_classes, to_classes):

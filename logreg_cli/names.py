@@ -1,0 +1,39 @@
+"""Class names as a person reads them, and paths as a terminal can show them.
+
+Every class name enters through class_name(), wherever it was typed: a class folder's name,
+a labels-file cell, a feature file's or a model's classes, --positive, --class. So names a
+person reads as the same are the same class: Unicode NFC and NFD spellings (macOS writes
+folder names in NFD, `Ü` as U+0055 U+0308), a byte-order mark, and whitespace or a CR around
+the name. Letter case is kept: 'Cat' and 'cat' are two classes.
+"""
+
+import re
+import unicodedata
+
+BOM = "\ufeff"
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def class_name(text):
+    """A name as typed -> the class it names (str -> str): NFC, BOM and surrounding
+    whitespace removed."""
+    return unicodedata.normalize("NFC", text.replace(BOM, "").strip())
+
+
+def is_text(name):
+    """False when name holds a lone surrogate: bytes that were not UTF-8 (os.fsdecode makes
+    b'\\xff' the character U+DCFF), which no UTF-8 output can carry."""
+    return LONE_SURROGATE.search(name) is None
+
+
+def shown(text):
+    """text with each undecodable byte escaped as \\xNN (any other lone surrogate as \\uNNNN),
+    so that any path can be printed on any UTF-8 stream."""
+    return LONE_SURROGATE.sub(_escape, text)
+
+
+def _escape(match):
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for the byte code - 0xDC00
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\u{code:04x}"
