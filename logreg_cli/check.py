@@ -15,6 +15,7 @@ import numpy as np
 from .dataset import (ClassLeftOut, SharedFile, is_feature_file, list_data, load_features,
                       unread_class)
 from .errors import ImageError
+from .names import shown
 from .images import THREADS_FROM_BYTES, decode_full, ordered_map, typical_file_bytes
 
 DEFAULT_MAX_IMBALANCE = 3.0
@@ -58,7 +59,10 @@ def image_facts(path):
 
 
 def scan(path, jobs=None, on_total=None, on_image=None):
-    """Decode every image of DATA (folder, labels file or feature file) -> Scan."""
+    """Decode every image of DATA (folder, labels file or feature file) -> Scan.
+
+    Paths in the Scan are names.shown(): undecodable bytes escaped as \\xNN, printable on any
+    UTF-8 stream."""
     if is_feature_file(path):
         data = load_features(path)
         width, height = data.size
@@ -70,7 +74,8 @@ def scan(path, jobs=None, on_total=None, on_image=None):
                                pixel_digest(np.asarray(row).reshape(height, width, 3))))
             if on_image is not None:
                 on_image()
-        return Scan(str(path), data.classes, data.paths, data.y.tolist(), facts, [])
+        return Scan(shown(str(path)), data.classes, [shown(p) for p in data.paths],
+                    data.y.tolist(), facts, [])
     paths, labels, classes, strays = list_data(path)
     if on_total is not None:
         on_total(len(paths))
@@ -81,7 +86,8 @@ def scan(path, jobs=None, on_total=None, on_image=None):
         facts.append(found)
         if on_image is not None:
             on_image()
-    return Scan(str(path), classes, [str(p) for p in paths], labels.tolist(), facts, strays)
+    return Scan(shown(str(path)), classes, [shown(str(p)) for p in paths], labels.tolist(), facts,
+                strays)
 
 
 def audit(data, other=None, max_imbalance=DEFAULT_MAX_IMBALANCE):
@@ -136,7 +142,7 @@ def _describe(data):
                          for e in data.strays if isinstance(e, SharedFile)],
         "sizes": _counts(f"{f.size[0]}x{f.size[1]}" for _, f in readable),
         "modes": _counts(f.mode for _, f in readable),
-        "unreadable": [{"path": f.error.path, "cause": f.error.cause}
+        "unreadable": [{"path": shown(f.error.path), "cause": f.error.cause}
                        for f in data.facts if f.error],
         "ignored": [{"path": e.path, "cause": e.cause} for e in others],
     }

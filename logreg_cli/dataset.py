@@ -26,6 +26,7 @@ import numpy as np
 from .atomic import write_atomically
 from .errors import DataError, ImageError, ModelFileError
 from .images import is_image_name, load_images
+from .model import check_class_names
 from .names import class_name, is_text, shown
 from .npzfile import ZIP_MAGIC, read_arrays, read_npy_header
 
@@ -557,6 +558,10 @@ def load_features(path, classes=None):
     if arrays["paths"].dtype.kind != "U" or arrays["paths"].ndim != 1:
         raise ModelFileError(f"{path}: paths must be a list of strings")
     y, names = arrays["y"], [class_name(name) for name in arrays["classes"].tolist()]
+    try:
+        check_class_names(names)
+    except ModelFileError as error:
+        raise ModelFileError(f"{path}: {error}") from None
     if len(set(names)) != len(names):
         raise ModelFileError(f"{path}: classes must be distinct names")
     n = height * width * 3

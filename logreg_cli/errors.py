@@ -15,7 +15,9 @@ class ImageError(LogregError):
     """One image file cannot be read; loaders skip it with a warning unless --strict."""
 
     def __init__(self, path, cause):
-        super().__init__(f"{path}: {cause}")
+        from .names import shown  # a path of undecodable bytes is printed escaped (\xff)
+
+        super().__init__(f"{shown(str(path))}: {cause}")
         self.path = str(path)
         self.cause = cause
 

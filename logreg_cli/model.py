@@ -128,6 +128,7 @@ def _model_from_arrays(arrays, names=()):
             f"model format version {int(version)}, this logreg reads version {FORMAT_VERSION}"
         )
     classes = _text_array(_expect(arrays, "classes", kinds="U", ndim=1), "classes")
+    check_class_names(classes.tolist())
     k = len(classes)
     if k < 2 or len(set(classes.tolist())) != k:
         raise ModelFileError(f"classes must be at least two distinct names, got {classes.tolist()}")
@@ -156,6 +157,17 @@ def _model_from_arrays(arrays, names=()):
         feature_scale=scale.astype(np.float32) if scale.size else None,
         metadata=_metadata(arrays["metadata"]),
     )
+
+
+def check_class_names(classes):
+    """Raise ModelFileError naming the first class name that holds a lone surrogate (bytes
+    that were not UTF-8): no output could print it."""
+    from .names import is_text, shown
+
+    for name in classes:
+        if not is_text(name):
+            raise ModelFileError(f"class name '{shown(name)}' is not text (it holds a lone "
+                                 "surrogate); retrain with readable class names")
 
 
 def _expect(arrays, key, kinds, ndim=None, shape=None):
