@@ -270,12 +270,34 @@ def unread_class(where, name, count):
 
 
 def is_feature_file(path):
-    """True when path is a file that starts like a zip archive (what flatten writes)."""
-    path = Path(path)
-    if not path.is_file():
+    """True when path is a file that starts like a zip archive (what flatten writes); False
+    when it cannot be looked up or read (path_exists or decoding names why)."""
+    try:
+        if not Path(path).is_file():
+            return False
+        with open(path, "rb") as file:
+            return file.read(4) == ZIP_MAGIC
+    except OSError:
         return False
-    with open(path, "rb") as file:
-        return file.read(4) == ZIP_MAGIC
+
+
+def path_exists(path, option=""):
+    """True when path exists, False when it does not; raises DataError naming path (after
+    option, e.g. '--val ') when it cannot be looked up: a name too long, a link loop, a
+    folder that may not be read."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as error:
+        raise DataError(f"{option}{shown(str(path))}: {lookup_cause(error)}") from None
+    return True
+
+
+def lookup_cause(error):
+    """An OSError from looking a path up -> its cause in our words ('file name too long')."""
+    cause = error.strerror or str(error) or type(error).__name__
+    return cause[:1].lower() + cause[1:]
 
 
 def list_folder(root, classes=None):
@@ -400,7 +422,7 @@ def is_labels_file(path):
 def list_data(path, classes=None):
     """(paths, labels, classes, stray ImageErrors) of a class folder or labels file."""
     path = Path(path)
-    if not path.exists():
+    if not path_exists(path):
         raise DataError(f"{path}: no such file or folder")
     if path.is_dir():
         return list_folder(path, classes)

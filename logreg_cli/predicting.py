@@ -164,7 +164,7 @@ def expand_inputs(arguments, stdin_stream=None, nul_separated=False):
 
 def path_items(path):
     """One path -> its items: a folder's image files, a feature file's rows, or itself."""
-    from .dataset import image_files, is_feature_file
+    from .dataset import image_files, is_feature_file, lookup_cause
 
     if "\0" in path:
         error = LogregError(f"{path.split(chr(0))[0]}: the line holds NUL bytes "
@@ -189,12 +189,6 @@ def path_items(path):
         yield from feature_rows(path)
     else:
         yield (path, path)
-
-
-def lookup_cause(error):
-    """An OSError from looking a path up -> its cause in our words ('file name too long')."""
-    cause = error.strerror or str(error) or type(error).__name__
-    return cause[:1].lower() + cause[1:]
 
 
 def feature_rows(path):

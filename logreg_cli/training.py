@@ -297,11 +297,11 @@ def prepare(data, options, load_folder):
     load_folder(path, size, classes) decodes a folder of images into a dataset.Dataset
     (the command passes one with a progress bar and skip warnings).
     """
-    from .dataset import is_feature_file, require_classes
+    from .dataset import is_feature_file, path_exists, require_classes
 
     options.validate()
     data = Path(data)
-    if not data.exists():
+    if not path_exists(data):
         raise DataError(f"{data}: no such file or folder")
     init_model = load_init(options.init, options.size, options) if options.init else None
     size = options.size or (init_model.size if init_model else DEFAULT_SIZE)
@@ -391,10 +391,10 @@ def _validation(X, y, data):
 
 def _load_validation(path, data, load_folder):
     """--val DATA: a class folder or feature file whose classes are among the model's."""
-    from .dataset import is_feature_file
+    from .dataset import is_feature_file, path_exists
 
     path = Path(path)
-    if not path.exists():
+    if not path_exists(path, "--val "):
         raise DataError(f"--val {path}: no such file or folder")
     if is_feature_file(path):
         features = open_feature_file(path)

@@ -166,3 +166,23 @@ def test_random_bytes_piped_into_predict_fail_per_line(trained):
     assert lines[0].endswith(": file name too long")
     assert lines[1].endswith(": no such file")
     assert completed.stdout.decode().split("\t")[0] == str(paths[0])
+
+
+@pytest.mark.parametrize("kind", ["name-too-long", "link-loop"])
+@pytest.mark.parametrize("command", ["train", "flatten", "evaluate", "check", "train --val"])
+def test_a_data_path_that_cannot_be_looked_up_is_one_line(trained, tmp_path, kind, command):
+    """DATA (or --val DATA) that cannot even be looked up stops the command (exit 2) with one
+    line naming it and the cause, never a traceback."""
+    root, model, paths = trained
+    os.symlink("loop", tmp_path / "loop")
+    bad, cause = {"name-too-long": (tmp_path / TOO_LONG_NAME, "file name too long"),
+                  "link-loop": (tmp_path / "loop" / "x", "too many levels of symbolic links")}[kind]
+    out = tmp_path / "out.npz"
+    args = {"train": [bad, "-m", out], "flatten": [bad, "-o", out], "check": [bad],
+            "evaluate": [bad, "-m", model],
+            "train --val": [root / "data", "--val", bad, "-m", out, "--size", "8x8"]}[command]
+    result = run(command.split()[0], *args)
+    assert result.exit_code == 2
+    prefix = "--val " if "--val" in command else ""
+    assert result.stderr == f"Error: {prefix}{bad}: {cause}\n"
+    assert not out.exists()
