@@ -172,7 +172,7 @@ class Walk:
             for file_name in files:
                 path = Path(top) / file_name
                 if is_image_name(file_name):
-                    if self._first_listing(path, name):
+                    if self.first_listing(path, name):
                         images.append(path)
                 elif not is_hidden(file_name) and file_name not in IGNORED_FILES:
                     strays.append(path)
@@ -192,13 +192,13 @@ class Walk:
         if is_hidden(path.name) or path.name in IGNORED_FOLDERS:
             return False
         if path.is_symlink():
-            reason = self._link_problem(path, name)
+            reason = self.link_problem(path, name)
             if reason:
                 self.problems.append(LinkSkipped(shown(str(path)), f"{reason}; not followed"))
                 return False
         return self._enter(path, name)
 
-    def _link_problem(self, link, name):
+    def link_problem(self, link, name):
         """Why the folder link must not be followed, or None."""
         target = os.path.realpath(link)
         if _is_within(self.root, target):
@@ -216,7 +216,7 @@ class Walk:
             return f"a link to a folder already read {where}"
         return None
 
-    def _first_listing(self, path, name):
+    def first_listing(self, path, name):
         """True when path is a real file not listed before; records it (see Walk)."""
         try:
             key = _file_key(os.stat(path))
@@ -243,7 +243,7 @@ def class_folder_walk(root, folders):
     for name, folder in folders:
         if not folder.is_symlink():
             continue
-        reason = walk._link_problem(folder, name)
+        reason = walk.link_problem(folder, name)
         if reason:
             walk.problems.append(LinkSkipped(shown(str(folder)), f"{reason}; not a class"))
             continue
@@ -390,11 +390,22 @@ def _labels_rows(path, rows, delimiter, first_line):
 
 
 def list_labels_file(path, classes=None):
-    """(paths, labels, class names, no strays) of a labels file, before decoding."""
+    """(paths, labels, class names, problems) of a labels file, before decoding.
+
+    Each real file is listed once: a row naming a file already listed (by another path, a
+    link) with the same label is dropped; with another label, the file is a SharedFile
+    problem and left out of both.
+    """
     paths, names = read_labels_file(path)
+    walk = Walk(Path(path).parent)
+    firsts = [walk.first_listing(image, name) for image, name in zip(paths, names)]
+    rows = [(image, name) for image, name, first in zip(paths, names, firsts)
+            if first and image not in walk.shared]
+    paths, names = [image for image, _ in rows], [name for _, name in rows]
     classes = _check_classes(sorted(set(names)), classes, path, "label")
     index = _class_index(classes)
-    return paths, np.array([index[name] for name in names], dtype=np.int64), classes, []
+    labels = np.array([index[name] for name in names], dtype=np.int64)
+    return paths, labels, classes, walk.problems
 
 
 def _class_index(classes):

@@ -35,7 +35,8 @@ def flattened(data, tmp_path, *options):
     assert result.exit_code == 0, result.stderr
     with np.load(out, allow_pickle=False) as arrays:
         classes = arrays["classes"].tolist()
-        labels = {os.path.relpath(path, data): classes[y]
+        base = data if data.is_dir() else data.parent
+        labels = {os.path.relpath(path, base): classes[y]
                   for path, y in zip(arrays["paths"].tolist(), arrays["y"].tolist())}
     return classes, labels, result.stderr.splitlines()
 
@@ -287,3 +288,24 @@ def test_labels_with_spaces_cr_and_nfd_are_one_class(tmp_path):
     listing.write_text("path\tlabel\n" + "".join(f"{p}\t{s}\n" for p, s in zip(paths, spellings)))
     classes, labels, _ = flattened(listing, tmp_path)
     assert classes == ["blue", NFC_U]
+
+
+def test_a_labels_file_naming_one_real_file_under_two_labels(two_classes, tmp_path):
+    """The labels-file layout agrees with the folder layout: a file named again (another
+    spelling of its path, a link) under the same label is read once; under another label it
+    is left out of both, with a warning, and check reports it."""
+    data = two_classes
+    os.link(data / "red" / "002.png", data / "copy.png")
+    listing = data / "labels.csv"
+    rows = [f"{name}/{i:03d}.png,{name}" for name in ("blue", "red") for i in range(3)]
+    rows += ["./blue/000.png,blue", "copy.png,blue"]
+    listing.write_text("path,label\n" + "\n".join(rows) + "\n")
+    classes, labels, lines = flattened(listing, tmp_path)
+    expected = dict(EXPECTED_PLAIN)
+    del expected["red/002.png"]
+    assert labels == expected
+    assert warnings_of(lines) == [
+        f"Warning: {data / 'copy.png'}: the same file as {data / 'red' / '002.png'}, which is "
+        "under class 'red' while this is under 'blue'; left out of both"]
+    report = json.loads(run("check", listing, "--format", "json").stdout)
+    assert [item["path"] for item in report["shared_files"]] == [str(data / "copy.png")]
