@@ -87,8 +87,9 @@ class SharedFile(ImageError):
     """One real file reachable under two classes: left out of both (its label is unknown)."""
 
     def __init__(self, path, first, classes):
-        super().__init__(path, f"the same file as {first}, which is under class {classes[0]!r} "
-                               f"while this is under {classes[1]!r}; left out of both")
+        where = "listed" if str(path) == str(first) else f"the same file as {first}, which is"
+        super().__init__(path, f"{where} under class {classes[0]!r} and again under "
+                               f"{classes[1]!r}; left out of both")
         self.first = str(first)
         self.classes = list(classes)
 
@@ -401,11 +402,14 @@ def list_labels_file(path, classes=None):
     firsts = [walk.first_listing(image, name) for image, name in zip(paths, names)]
     rows = [(image, name) for image, name, first in zip(paths, names, firsts)
             if first and image not in walk.shared]
+    gone = sorted(set(names) - {name for _, name in rows})
     paths, names = [image for image, _ in rows], [name for _, name in rows]
+    left_out = [ClassLeftOut(shown(str(path)), name, "each of its images is also under another "
+                             "label") for name in gone]
     classes = _check_classes(sorted(set(names)), classes, path, "label")
     index = _class_index(classes)
     labels = np.array([index[name] for name in names], dtype=np.int64)
-    return paths, labels, classes, walk.problems
+    return paths, labels, classes, walk.problems + left_out
 
 
 def _class_index(classes):

@@ -143,5 +143,23 @@ def test_labels_file_listing_one_image_twice(tmp_path):
     listing.write_text("path\tlabel\na.png\tx\nb.png\ty\na.png\ty\n")
     result, report = check_json(listing)
     assert result.exit_code == 1
-    assert report["classes"] == {"x": 1, "y": 2}
-    assert report["duplicates"] == [{"paths": [str(tmp_path / "a.png")] * 2, "labels": ["x", "y"]}]
+    # a.png under x and y has no known label: left out of both, and with it class x
+    assert report["classes"] == {"y": 1}
+    assert report["shared_files"] == [{"path": str(tmp_path / "a.png"),
+                                       "same_as": str(tmp_path / "a.png"), "classes": ["x", "y"]}]
+    assert report["left_out"] == [{"class": "x", "path": str(listing), "cause": "each of its "
+                                   "images is also under another label; class 'x' left out"}]
+    assert report["duplicates"] == []
+
+
+def test_labels_file_listing_one_image_twice_warns_when_training(tmp_path):
+    put(tmp_path / "a.png", (1, 2, 3))
+    put(tmp_path / "b.png", (4, 5, 6))
+    put(tmp_path / "c.png", (7, 8, 9))
+    listing = tmp_path / "labels.tsv"
+    listing.write_text("path\tlabel\na.png\tx\nb.png\ty\na.png\ty\nc.png\tx\n")
+    result = CliRunner().invoke(cli, ["flatten", str(listing), "-o", str(tmp_path / "f.npz"),
+                                      "--size", "2x2"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (f"Warning: {tmp_path / 'a.png'}: listed under class "
+                                             "'x' and again under 'y'; left out of both")

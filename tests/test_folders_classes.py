@@ -230,7 +230,7 @@ def test_a_file_under_two_classes_is_left_out_and_reported(two_classes, tmp_path
     assert labels == expected
     assert warnings_of(lines) == [
         f"Warning: {data / 'red' / '001.png'}: the same file as {data / 'blue' / 'also.png'}, "
-        "which is under class 'blue' while this is under 'red'; left out of both"]
+        "which is under class 'blue' and again under 'red'; left out of both"]
     result = run("check", data, "--format", "json")
     assert result.exit_code == 1
     report = json.loads(result.stdout)
@@ -306,6 +306,6 @@ def test_a_labels_file_naming_one_real_file_under_two_labels(two_classes, tmp_pa
     assert labels == expected
     assert warnings_of(lines) == [
         f"Warning: {data / 'copy.png'}: the same file as {data / 'red' / '002.png'}, which is "
-        "under class 'red' while this is under 'blue'; left out of both"]
+        "under class 'red' and again under 'blue'; left out of both"]
     report = json.loads(run("check", listing, "--format", "json").stdout)
     assert [item["path"] for item in report["shared_files"]] == [str(data / "copy.png")]
