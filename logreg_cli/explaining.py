@@ -13,6 +13,7 @@ import numpy as np
 
 from . import core
 from .errors import LogregError
+from .names import shown
 
 
 @dataclass
@@ -88,7 +89,7 @@ def explain(model, row, name, class_name=None):
     contributions = (weights[:, column] * features).reshape(height, width, 3).sum(axis=2)
     class_index = model.classes.index(class_name)
     return Explanation(
-        name=str(name),
+        name=shown(str(name)),  # printable: undecodable bytes as \xNN
         explained_class=class_name,
         positive_only=binary,
         contributions=contributions,

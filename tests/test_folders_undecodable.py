@@ -136,3 +136,16 @@ def test_predict_prints_the_original_bytes_on_stdout_and_escapes_them_on_stderr(
     from_features = strict_utf8_run("predict", "-m", model, features)
     assert os.fsencode(str(data)) + b"/blue/\xff.png" in \
         [line.split(b"\t")[0] for line in from_features.stdout.splitlines()]
+
+
+def test_explain_and_jsonl_name_an_undecodable_path_without_crashing(undecodable_files):
+    """explain prints the name escaped; predict's jsonl carries it as JSON's \\udcNN escape,
+    which json.loads and os.fsencode turn back into the original bytes."""
+    data, model = undecodable_files
+    image = os.fsdecode(os.fsencode(str(data)) + b"/blue/\xff.png")
+    explained = strict_utf8_run("explain", image, "-m", model)
+    assert explained.returncode == 0
+    assert explained.stdout.decode().splitlines()[0] == f"image        {data}/blue/\\xff.png"
+    predicted = strict_utf8_run("predict", "-m", model, "--format", "jsonl", image)
+    assert predicted.returncode == 0
+    assert os.fsencode(json.loads(predicted.stdout)["path"]) == os.fsencode(image)
