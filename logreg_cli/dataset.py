@@ -2,10 +2,14 @@
 
 Layouts DATA may have:
 - a folder with one subfolder per class (sorted names are the class order; folders nested
-  inside a class belong to it; symlinks are followed, each real folder walked once);
+  inside a class belong to it; symlinks are followed, but across DATA each real folder is
+  walked once and each real file listed once, see Walk; a class with no readable image is
+  left out, see ClassLeftOut);
 - a labels file, CSV or TSV, with a header row `path,label` (paths relative to the labels
   file's own folder, or absolute; classes are the sorted distinct labels);
 - a feature file written by `logreg flatten` (an uncompressed .npz), whose X is memory-mapped.
+Class names go through names.class_name() wherever they come from (folder names, labels,
+a model's or feature file's classes), so NFC/NFD spellings and surrounding spaces are one class.
 Hidden files and folders (names starting with '.') are never classes and never images.
 Other files in class folders that are not images by name, and images directly in the data
 folder, are stray files: skipped with a warning like unreadable images (--strict: an error).
@@ -131,9 +135,7 @@ def walk_folder(folder):
 
     Stray files are the other non-hidden files: not images by their name (notes.txt).
     """
-    walk = Walk(folder)
-    images, strays = walk.folder(folder)
-    return images, strays
+    return Walk(folder).folder(folder)
 
 
 def _file_key(status):
@@ -155,16 +157,35 @@ class Walk:
     listed once; under another class it is a SharedFile problem and left out of both.
     """
 
-    def __init__(self, root, class_reals=None):
+    def __init__(self, root):
         self.root = os.path.realpath(root)
-        self.class_reals = class_reals or {}  # real path of a class folder -> class name
+        self.class_reals = {}  # real path of a class folder -> class name
         self.folders = {}  # (st_dev, st_ino) of each folder walked -> its class name
         self.files = {}  # (st_dev, st_ino) -> (path, class name)
         self.problems = []
         self.shared = set()  # paths of files under two classes
 
+    @classmethod
+    def of_classes(cls, root, folders):
+        """(Walk of root, the (name, folder) pairs to walk, sorted): a class folder that is a
+        link to DATA or above it, to another class's folder or into one is no class (a
+        LinkSkipped problem names it)."""
+        walk = cls(root)
+        kept = [(name, folder) for name, folder in folders if not folder.is_symlink()]
+        walk.class_reals = {os.path.realpath(folder): name for name, folder in kept}
+        for name, folder in folders:
+            if not folder.is_symlink():
+                continue
+            reason = walk.link_problem(folder, name)
+            if reason:
+                walk.problems.append(LinkSkipped(shown(str(folder)), f"{reason}; not a class"))
+                continue
+            walk.class_reals[os.path.realpath(folder)] = name
+            kept.append((name, folder))
+        return walk, sorted(kept)
+
     def folder(self, folder, name=None):
-        """(image files, stray files) of one class folder, each sorted."""
+        """(image files, stray files) below folder, the folder of class name, each sorted."""
         images, strays = [], []
         for top, dirs, files in os.walk(folder, followlinks=True):
             if top == os.fspath(folder) and not self._enter(folder, name):
@@ -234,25 +255,6 @@ class Walk:
         return False
 
 
-def class_folder_walk(root, folders):
-    """(Walk, the (name, folder) pairs to walk): a class folder that is a link to DATA, to
-    another class's folder or into one is skipped with a LinkSkipped problem."""
-    walk = Walk(root)
-    plain = [(name, folder) for name, folder in folders if not folder.is_symlink()]
-    walk.class_reals = {os.path.realpath(folder): name for name, folder in plain}
-    kept = list(plain)
-    for name, folder in folders:
-        if not folder.is_symlink():
-            continue
-        reason = walk.link_problem(folder, name)
-        if reason:
-            walk.problems.append(LinkSkipped(shown(str(folder)), f"{reason}; not a class"))
-            continue
-        walk.class_reals[os.path.realpath(folder)] = name
-        kept.append((name, folder))
-    return walk, sorted(kept)
-
-
 def stray_error(path, loose=False):
     """The ImageError a skipped stray file is reported with."""
     path = shown(str(path))
@@ -309,7 +311,7 @@ def list_folder(root, classes=None):
     holding no image, LinkSkipped and SharedFile (see Walk). classes: the model's, when
     evaluating; a folder that is not one of them is a DataError (unless it is empty).
     """
-    walk, folders = class_folder_walk(root, class_folders(root))
+    walk, folders = Walk.of_classes(root, class_folders(root))
     loose = sorted(Path(entry.path) for entry in os.scandir(root)
                    if entry.is_file() and is_image_name(entry.name))
     strays = [stray_error(path, loose=True) for path in loose]
