@@ -309,3 +309,23 @@ def test_a_labels_file_naming_one_real_file_under_two_labels(two_classes, tmp_pa
         "under class 'red' and again under 'blue'; left out of both"]
     report = json.loads(run("check", listing, "--format", "json").stdout)
     assert [item["path"] for item in report["shared_files"]] == [str(data / "copy.png")]
+
+
+def test_a_model_saved_with_nfd_class_names_meets_nfc_data(tmp_path):
+    """A model (or --init model) whose classes were stored in NFD evaluates and continues on
+    data whose folder names are NFC: the same classes."""
+    data = tmp_path / "data"
+    write_class_folders(data, ["blue", "red"], 3)
+    os.rename(data / "red", data / NFC_U)
+    model = train_model(data, tmp_path / "m.npz", epochs=5)
+    with np.load(model, allow_pickle=False) as stored:
+        arrays = dict(stored)
+    arrays["classes"] = np.array(["blue", NFD_U])
+    np.savez(model, **arrays)
+    evaluated = run("evaluate", data, "-m", model, "--format", "json")
+    assert evaluated.exit_code == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["per_class"][NFD_U]["support"] == 3
+    continued = run("train", data, "--init", model, "-m", tmp_path / "m2.npz", "--epochs", "2",
+                    "--positive", NFC_U)
+    assert continued.exit_code == 0, continued.stderr
+    assert load_model(tmp_path / "m2.npz").classes == ["blue", NFC_U]

@@ -150,14 +150,17 @@ def test_an_input_that_cannot_be_looked_up_fails_alone(trained, failing_inputs, 
     assert predicted_paths(result) == [str(paths[0]), str(paths[-1])]
 
 
-def test_random_bytes_piped_into_predict_fail_per_line(trained):
-    """A real pipe (no PYTHONUNBUFFERED): binary junk lines fail one by one, then the good
+@pytest.mark.parametrize("separator", [b"\n", b"\0"], ids=["lines", "nul"])
+def test_random_bytes_piped_into_predict_fail_per_line(trained, separator):
+    """A real pipe (no PYTHONUNBUFFERED): binary junk records fail one by one, then the good
     path is still answered; exit 1, no traceback."""
     root, model, paths = trained
-    junk = bytes(range(128, 256)) * 3  # one 384-byte line: no image signature, not UTF-8
-    listing = junk + b"\n" + b"\xff" * 20 + b"\n" + os.fsencode(str(paths[0])) + b"\n"
-    completed = subprocess.run(logreg_command("predict", "-m", model, "-"), input=listing,
-                               capture_output=True, env=subprocess_env(), timeout=60)
+    junk = bytes(range(128, 256)) * 3  # one 384-byte record: no image signature, not UTF-8
+    listing = separator.join([junk, b"\xff" * 20, os.fsencode(str(paths[0]))]) + separator
+    flags = ["-0"] if separator == b"\0" else []
+    completed = subprocess.run(logreg_command("predict", "-m", model, *flags, "-"),
+                               input=listing, capture_output=True, env=subprocess_env(),
+                               timeout=60)
     stderr = completed.stderr.decode("utf-8", "replace")
     assert completed.returncode == 1, stderr
     assert "Traceback" not in stderr
