@@ -128,6 +128,8 @@ def _describe(data):
     listed = Counter(data.classes[label] for label in data.labels)
     unread = [unread_class(_class_source(data, name), name, listed[name])
               for name in data.classes if listed[name] and not per_class.get(name)]
+    unread += [ClassLeftOut(data.source, name, "holds no images")  # a feature file's
+               for name in data.classes if not listed[name]]
     left_out = [{"class": e.class_name, "path": e.path, "cause": e.cause}
                 for e in data.strays + unread if isinstance(e, ClassLeftOut)]
     gone = {item["class"] for item in left_out}

@@ -329,3 +329,17 @@ def test_a_model_saved_with_nfd_class_names_meets_nfc_data(tmp_path):
                     "--positive", NFC_U)
     assert continued.exit_code == 0, continued.stderr
     assert load_model(tmp_path / "m2.npz").classes == ["blue", NFC_U]
+
+
+def test_check_lists_the_empty_classes_of_a_feature_file(tmp_path):
+    """A feature file written before classes were left out may name classes without rows."""
+    features = tmp_path / "old.npz"
+    np.savez(features, X=np.zeros((4, 12), np.uint8), y=np.array([1, 1, 3, 3]),
+             classes=np.array(["bird", "blue", "fish", "red"]),
+             paths=np.array(["a.png", "b.png", "c.png", "d.png"]), size=np.array([2, 2]),
+             metadata=np.array("{}"))
+    report = json.loads(run("check", features, "--format", "json").stdout)
+    assert report["classes"] == {"blue": 2, "red": 2}
+    assert report["left_out"] == [
+        {"class": name, "path": str(features), "cause": f"holds no images; class '{name}' left out"}
+        for name in ("bird", "fish")]
