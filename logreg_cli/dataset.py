@@ -478,7 +478,8 @@ def load_data(path, size, classes=None, jobs=None, on_error=None, on_image=None,
         if on_error is not None:
             on_error(stray)
     left_out = [error for error in strays if isinstance(error, ClassLeftOut)]
-    strays = [error for error in strays if not isinstance(error, ClassLeftOut)]
+    # skipped counts files; a link not followed was warned about and is no file
+    strays = [error for error in strays if not isinstance(error, (ClassLeftOut, LinkSkipped))]
     if on_total is not None:
         on_total(len(paths))
     X, kept, skipped = _load_rows(paths, size, jobs, on_error, on_image)

@@ -181,6 +181,7 @@ def test_a_link_up_the_tree_does_not_read_another_class_again(two_classes, tmp_p
     result = run("train", data, "-m", tmp_path / "m.npz", "--size", "8x8", "--epochs", "5")
     assert result.exit_code == 0
     assert "train accuracy" in result.stderr and "(6 images)" in result.stderr
+    assert "skipped" not in result.stderr  # a link is no unreadable file
 
 
 @pytest.mark.parametrize("kind, make, warning", [
