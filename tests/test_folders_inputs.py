@@ -189,3 +189,23 @@ def test_a_data_path_that_cannot_be_looked_up_is_one_line(trained, tmp_path, kin
     prefix = "--val " if "--val" in command else ""
     assert result.stderr == f"Error: {prefix}{bad}: {cause}\n"
     assert not out.exists()
+
+
+def test_a_permission_error_on_lookup_fails_that_input_only(trained, monkeypatch):
+    """EACCES cannot be provoked as root, so os.stat refuses one path here."""
+    from logreg_cli.predicting import Decoded, expand_inputs
+
+    root, model, paths = trained
+    locked = str(root / "locked" / "x.png")
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    items = list(expand_inputs([str(paths[0]), locked, str(paths[-1])]))
+    assert items[0] == (str(paths[0]), str(paths[0]))
+    assert isinstance(items[1], Decoded) and str(items[1].error) == f"{locked}: permission denied"
+    assert items[2] == (str(paths[-1]), str(paths[-1]))
