@@ -512,14 +512,13 @@ def evaluate(data, model_path, output_format, misclassified, jobs, strict, quiet
     """
     from .metrics import report
     from .model import check_features, load_model
+    from .names import shown
 
     model = load_model(model_path)
     dataset = load_dataset(data, model.size, quiet, strict, jobs, classes=model.classes)
     if not len(dataset.y):
         raise LogregError(f"{data}: holds 0 images, nothing to evaluate")
     check_features(model, dataset.X.shape[1], source=data)
-    from .names import shown
-
     result = report(dataset.y, model.predict_proba(dataset.X), model.classes,
                     paths=[shown(path) for path in dataset.paths], misclassified=misclassified)
     if output_format == "json":

@@ -165,9 +165,10 @@ def expand_inputs(arguments, stdin_stream=None, nul_separated=False):
 def path_items(path):
     """One path -> its items: a folder's image files, a feature file's rows, or itself."""
     from .dataset import image_files, is_feature_file, lookup_cause
+    from .names import shown
 
     if "\0" in path:
-        error = LogregError(f"{path.split(chr(0))[0]}: the line holds NUL bytes "
+        error = LogregError(f"{shown(path.split(chr(0))[0])}: the line holds NUL bytes "
                             "(for find -print0, use: logreg predict -0 -)")
         yield Decoded(path.replace("\0", "\\0"), error=error)
         return
@@ -178,11 +179,11 @@ def path_items(path):
     except FileNotFoundError:
         is_folder = is_features = False  # decoding names it: "no such file"
     except OSError as error:
-        yield Decoded(path, error=LogregError(f"{path}: {lookup_cause(error)}"))
+        yield Decoded(path, error=LogregError(f"{shown(path)}: {lookup_cause(error)}"))
         return
     if is_folder:
         if not files:
-            yield Decoded(path, error=LogregError(f"{path}: no image files in this folder"))
+            yield Decoded(path, error=LogregError(f"{shown(path)}: no image files in this folder"))
         for file in files:
             yield (str(file), str(file))
     elif is_features:

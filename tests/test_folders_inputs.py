@@ -164,10 +164,9 @@ def test_random_bytes_piped_into_predict_fail_per_line(trained, separator):
     stderr = completed.stderr.decode("utf-8", "replace")
     assert completed.returncode == 1, stderr
     assert "Traceback" not in stderr
-    lines = stderr.splitlines()
-    assert len(lines) == 2
-    assert lines[0].endswith(": file name too long")
-    assert lines[1].endswith(": no such file")
+    assert stderr.splitlines() == [  # each byte that is not UTF-8 shown as \xNN
+        "Error: " + "".join(f"\\x{byte:02x}" for byte in junk) + ": file name too long",
+        "Error: " + "\\xff" * 20 + ": no such file"]
     assert completed.stdout.decode().split("\t")[0] == str(paths[0])
 
 
