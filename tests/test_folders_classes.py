@@ -344,3 +344,20 @@ def test_check_lists_the_empty_classes_of_a_feature_file(tmp_path):
     assert report["left_out"] == [
         {"class": name, "path": str(features), "cause": f"holds no images; class '{name}' left out"}
         for name in ("bird", "fish")]
+
+
+def test_explain_class_typed_in_nfd_picks_that_column_of_a_multiclass_model(tmp_path):
+    data = tmp_path / "data"
+    paths = write_class_folders(data, ["blue", "green", "red"], 2)
+    os.rename(data / "red", data / NFC_U)
+    model = train_model(data, tmp_path / "m.npz", epochs=5)
+    image = paths[0]
+
+    def explained(name):
+        result = run("explain", image, "-m", model, "--class", name, "--format", "json")
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)
+
+    typed_nfd, typed_nfc, other = explained(NFD_U + " "), explained(NFC_U), explained("green")
+    assert typed_nfd["class"] == NFC_U
+    assert typed_nfd["z"] == typed_nfc["z"] != other["z"]
