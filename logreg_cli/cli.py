@@ -313,6 +313,10 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         return load_dataset(path, size, quiet, strict, jobs, classes=classes)
 
     prepared = training.prepare(data, options, load_folder)
+    for problem in prepared.notes:  # a feature file's classes without images, left out
+        if strict:
+            raise problem
+        warn(str(problem))
     if rates is not None:
         return compare_rates(prepared, config, options, rates, model_path, plot, quiet)
 

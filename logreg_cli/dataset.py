@@ -512,9 +512,24 @@ def _leave_out_unread_classes(source, paths, labels, y, classes):
         where = Path(source) / first.relative_to(source).parts[0] if Path(source).is_dir() \
             else source
         errors.append(unread_class(where, classes[i], int(listed[i])))
-    kept_classes = [name for i, name in enumerate(classes) if i not in gone]
-    remap = np.cumsum([i not in gone for i in range(len(classes))]) - 1
-    return remap[y].astype(np.int64), kept_classes, errors
+    return (*_drop_classes(y, classes, gone), errors)
+
+
+def without_empty_classes(source, y, classes):
+    """(y, classes, ClassLeftOut errors) without the classes no label of y names (a feature
+    file written before classes without images were left out may hold some)."""
+    gone = np.flatnonzero(np.bincount(y, minlength=len(classes)) == 0).tolist()
+    errors = [ClassLeftOut(shown(str(source)), classes[i], "holds no images") for i in gone]
+    return (*_drop_classes(y, classes, gone), errors)
+
+
+def _drop_classes(y, classes, gone):
+    """(y re-indexed, classes) without the class indices in gone (no label y names them)."""
+    if not gone:
+        return y, list(classes)
+    kept = [i not in gone for i in range(len(classes))]
+    remap = np.cumsum(kept) - 1
+    return remap[y].astype(np.int64), [name for name, keep in zip(classes, kept) if keep]
 
 
 def load_files(paths, size, jobs=None, on_error=None, on_image=None):

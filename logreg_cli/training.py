@@ -297,7 +297,7 @@ def prepare(data, options, load_folder):
     load_folder(path, size, classes) decodes a folder of images into a dataset.Dataset
     (the command passes one with a progress bar and skip warnings).
     """
-    from .dataset import is_feature_file, path_exists, require_classes
+    from .dataset import is_feature_file, path_exists, require_classes, without_empty_classes
 
     options.validate()
     data = Path(data)
@@ -309,6 +309,7 @@ def prepare(data, options, load_folder):
     if is_feature_file(data):
         features = open_feature_file(data)
         X_uint8, y, classes, paths = features.X, features.y, features.classes, features.paths
+        y, classes, left_out = without_empty_classes(data, y, classes)
         if options.size is not None and tuple(options.size) != tuple(features.size):
             raise DataError(f"{data} holds {features.size[0]}x{features.size[1]} images; "
                             f"--size {options.size[0]}x{options.size[1]} cannot change that")
@@ -322,6 +323,7 @@ def prepare(data, options, load_folder):
                               f"`logreg flatten {data} -o features.npz`")
         dataset = load_folder(data, size, None)  # a class folder or a labels file
         X_uint8, y, classes, paths = dataset.X, dataset.y, dataset.classes, dataset.paths
+        left_out = []  # warned about while loading
         root = str(data.parent if data.is_file() else data)
         streamed, skipped, note = False, len(dataset.skipped), ""
     require_classes(y, classes, data)
@@ -352,7 +354,7 @@ def prepare(data, options, load_folder):
         X=_features(X_uint8, train_rows, mean, scale, streamed),
         y=y if train_rows is None else y[train_rows],
         classes=order, size=tuple(size), source=str(data), mean=mean, scale=scale,
-        streamed=streamed, memory_note=note, skipped=skipped,
+        streamed=streamed, memory_note=note, skipped=skipped, notes=left_out,
     )
     if init_model is not None:
         result.init = (init_model.weights, init_model.bias)

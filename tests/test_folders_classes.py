@@ -332,13 +332,18 @@ def test_a_model_saved_with_nfd_class_names_meets_nfc_data(tmp_path):
     assert load_model(tmp_path / "m2.npz").classes == ["blue", NFC_U]
 
 
-def test_check_lists_the_empty_classes_of_a_feature_file(tmp_path):
-    """A feature file written before classes were left out may name classes without rows."""
-    features = tmp_path / "old.npz"
-    np.savez(features, X=np.zeros((4, 12), np.uint8), y=np.array([1, 1, 3, 3]),
-             classes=np.array(["bird", "blue", "fish", "red"]),
+def old_feature_file(path):
+    """A feature file written before classes were left out: it names classes without rows."""
+    rows = np.arange(48, dtype=np.uint8).reshape(4, 12)
+    np.savez(path, X=rows, y=np.array([1, 1, 3, 3]), classes=np.array(["bird", "blue", "fish",
+                                                                        "red"]),
              paths=np.array(["a.png", "b.png", "c.png", "d.png"]), size=np.array([2, 2]),
              metadata=np.array("{}"))
+    return path
+
+
+def test_check_lists_the_empty_classes_of_a_feature_file(tmp_path):
+    features = old_feature_file(tmp_path / "old.npz")
     report = json.loads(run("check", features, "--format", "json").stdout)
     assert report["classes"] == {"blue": 2, "red": 2}
     assert report["left_out"] == [
@@ -361,3 +366,16 @@ def test_explain_class_typed_in_nfd_picks_that_column_of_a_multiclass_model(tmp_
     typed_nfd, typed_nfc, other = explained(NFD_U + " "), explained(NFC_U), explained("green")
     assert typed_nfd["class"] == NFC_U
     assert typed_nfd["z"] == typed_nfc["z"] != other["z"]
+
+
+def test_training_on_a_feature_file_leaves_its_empty_classes_out(tmp_path):
+    features, model = old_feature_file(tmp_path / "old.npz"), tmp_path / "m.npz"
+    result = run("train", features, "-m", model, "--epochs", "3", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"Warning: {features}: holds no images; class '{name}' left out" for name in ("bird", "fish")]
+    assert load_model(model).classes == ["blue", "red"]
+    strict = run("train", features, "-m", tmp_path / "strict.npz", "--strict")
+    assert strict.exit_code == 2
+    assert strict.stderr == f"Error: {features}: holds no images; class 'bird' left out\n"
+    assert not (tmp_path / "strict.npz").exists()
