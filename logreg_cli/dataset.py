@@ -118,6 +118,9 @@ def class_folders(root):
         if not is_text(name):
             raise DataError(f"{shown(str(folder))}: a class folder name must be UTF-8 text "
                             "(this one holds other bytes); rename the folder")
+        if not name:
+            raise DataError(f"{folder}: a class folder name must hold more than spaces; "
+                            "rename the folder")
     return folders
 
 
@@ -380,13 +383,13 @@ def _labels_rows(path, rows, delimiter, first_line):
         line = rows.line_num
         if len(row) <= max(path_column, label_column):
             raise DataError(f"{path}, line {line}: expected {len(header)} columns, got {len(row)}")
-        image, label = row[path_column].strip(), row[label_column].strip()
+        image, label = row[path_column].strip(), class_name(row[label_column])
         if not image or not label:
             raise DataError(f"{path}, line {line}: empty {'path' if not image else 'label'}")
         if "\0" in image + label:
             raise DataError(f"{path}, line {line}: holds a NUL byte (a damaged or binary file)")
         paths.append(path.parent / image)
-        labels.append(class_name(label))
+        labels.append(label)
     if not paths:
         raise DataError(f"{path}: found 0 images (the labels file lists none)")
     return paths, labels

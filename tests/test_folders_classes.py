@@ -379,3 +379,19 @@ def test_training_on_a_feature_file_leaves_its_empty_classes_out(tmp_path):
     assert strict.exit_code == 2
     assert strict.stderr == f"Error: {features}: holds no images; class 'bird' left out\n"
     assert not (tmp_path / "strict.npz").exists()
+
+
+def test_a_name_of_only_spaces_or_a_bom_is_no_class_name(tmp_path):
+    data = tmp_path / "data"
+    write_class_folders(data, ["blue", "red"], 2)
+    os.rename(data / "red", data / " \ufeff")
+    result = run("train", data, "-m", tmp_path / "m.npz")
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {data / ' '}\ufeff: a class folder name must hold more "
+                             "than spaces; rename the folder\n")
+    listing = tmp_path / "labels.csv"
+    listing.write_text(f"path,label\n{data / 'blue' / '000.png'},blue\n"
+                       f"{data / 'blue' / '001.png'},\ufeff\n")
+    result = run("train", listing, "-m", tmp_path / "m.npz")
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {listing}, line 3: empty label\n"
