@@ -9,14 +9,15 @@ its "problems" list is empty when the data is clean.
 import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .dataset import (ClassLeftOut, SharedFile, is_feature_file, list_data, load_features,
                       unread_class)
 from .errors import ImageError
-from .names import shown
 from .images import THREADS_FROM_BYTES, decode_full, ordered_map, typical_file_bytes
+from .names import shown
 
 DEFAULT_MAX_IMBALANCE = 3.0
 
@@ -126,12 +127,12 @@ def _describe(data):
     readable = [(label, facts) for label, facts in zip(data.labels, data.facts) if not facts.error]
     per_class = Counter(data.classes[label] for label, _ in readable)
     listed = Counter(data.classes[label] for label in data.labels)
-    unread = [unread_class(_class_source(data, name), name, listed[name])
-              for name in data.classes if listed[name] and not per_class.get(name)]
-    unread += [ClassLeftOut(data.source, name, "holds no images")  # a feature file's
-               for name in data.classes if not listed[name]]
+    without_images = [unread_class(_class_source(data, name), name, listed[name])
+                      for name in data.classes if listed[name] and not per_class.get(name)]
+    without_images += [ClassLeftOut(data.source, name, "holds no images")  # a feature file's
+                       for name in data.classes if not listed[name]]
     left_out = [{"class": e.class_name, "path": e.path, "cause": e.cause}
-                for e in data.strays + unread if isinstance(e, ClassLeftOut)]
+                for e in data.strays + without_images if isinstance(e, ClassLeftOut)]
     gone = {item["class"] for item in left_out}
     others = [e for e in data.strays if not isinstance(e, (ClassLeftOut, SharedFile))]
     return {
@@ -152,8 +153,6 @@ def _describe(data):
 
 def _class_source(data, name):
     """What names a class: its folder (the first path's folder below DATA) or DATA."""
-    from pathlib import Path
-
     first = next(path for path, label in zip(data.paths, data.labels)
                  if data.classes[label] == name)
     source = Path(data.source)
