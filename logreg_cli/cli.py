@@ -441,7 +441,7 @@ def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, 
     from .predicting import (PredictionWriter, check_feature_size, check_threshold, decide,
                              decode_in_order, expand_inputs, size_note)
 
-    model = load_model(model_path)
+    model = load_model(model_path, history=False)
     check_threshold(threshold, model.classes, top_k)
     writer = PredictionWriter(output_format, model.classes, top_k=top_k, with_path=not no_path,
                               all_probabilities=all_probabilities)
@@ -513,7 +513,7 @@ def evaluate(data, model_path, output_format, misclassified, jobs, strict, quiet
     from .metrics import report
     from .model import check_features, load_model
 
-    model = load_model(model_path)
+    model = load_model(model_path, history=False)
     dataset = load_dataset(data, model.size, quiet, strict, jobs, classes=model.classes)
     if not len(dataset.y):
         raise LogregError(f"{data}: holds 0 images, nothing to evaluate")
@@ -595,7 +595,7 @@ def inspect(model_path, output_format, weights_png):
     from .explaining import model_summary, summary_lines, weight_captions
     from .model import load_model
 
-    model = load_model(model_path)
+    model = load_model(model_path, history=False)
     summary = model_summary(model, model_path)
     if output_format == "json":
         click.echo(json.dumps(summary, indent=2))
@@ -643,7 +643,7 @@ def explain(image, model_path, output, class_name, output_format):
     from .images import load_image
     from .model import load_model
 
-    model = load_model(model_path)
+    model = load_model(model_path, history=False)
     if class_name is not None:
         output_column(model, class_name)  # an unknown class is reported before any decoding
     source = image

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from logreg_cli.cli import cli
+from feature_files import write_feature_file_claiming_rows
 from tiny_models import logreg_command, subprocess_env, train_model, write_class_folders
 
 
@@ -176,6 +177,19 @@ CASES = {
     "check-against-missing": Case(["check", "{data}", "--against", "{nowhere}"], 2,
                                   ["{nowhere}"]),
     "check-unknown-format": Case(["check", "{data}", "--format", "xml"], 2, ["--format"]),
+    # ------------------------------------------------------------ files (issue 11)
+    "train-feature-file-claims-more-rows": Case(
+        ["train", "{short_features}", "-m", "{out}"], 2,
+        ["{short_features}", "X.npy claims more bytes than the file holds"]),
+    "train-val-feature-file-claims-more-rows": Case(
+        ["train", "{data}", "-m", "{out}", "--size", "8x8", "--val", "{short_features_x_last}"],
+        2, ["{short_features_x_last}", "X.npy claims more bytes than the file holds"]),
+    "evaluate-feature-file-claims-more-rows": Case(
+        ["evaluate", "{short_features_x_last}", "-m", "{model}"], 2,
+        ["{short_features_x_last}", "X.npy claims more bytes than the file holds"]),
+    "predict-feature-file-claims-more-rows": Case(
+        ["predict", "{short_features}", "-m", "{model}"], 1,
+        ["{short_features}", "X.npy claims more bytes than the file holds"]),
     # ------------------------------------------------------------ the group
     "unknown-command": Case(["learn", "{data}"], 2, ["learn"]),
     "unknown-global-option": Case(["--colour"], 2, ["--colour"]),
@@ -213,6 +227,9 @@ def workspace(tmp_path_factory):
     np.savez(places["empty_features"], X=np.zeros((0, 192), np.uint8), y=np.zeros(0, np.int64),
              classes=np.array(["blue", "red"]), paths=np.zeros(0, dtype="<U1"),
              size=np.array([8, 8]), metadata=np.array("{}"))
+    places["short_features"] = write_feature_file_claiming_rows(root / "short.npz", 40, 1000)
+    places["short_features_x_last"] = write_feature_file_claiming_rows(
+        root / "short_x_last.npz", 40, 1000, x_last=True)
     return places
 
 

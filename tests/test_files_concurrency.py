@@ -1,0 +1,136 @@
+"""Files read and written by several processes at once (issue 11, part "files").
+
+A reader of a feature file or model opens it once, so a new version renamed over it
+meanwhile gives the old or the new file, never a mix; concurrent writers of one path each
+succeed. The other side is always a real process.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from logreg_cli.dataset import Dataset, load_features, save_features
+from logreg_cli.training import open_feature_file
+from tiny_models import logreg_command, subprocess_env, train_model, write_class_folders
+
+# Rows of version "a" hold 0, 1, 2 ... and of version "b" 100, 101 ...: a row, its label and
+# its path each say which file and which image they came from.
+VERSIONS = {"a": (40, 0), "b": (60, 100)}
+
+
+def version(prefix):
+    m, base = VERSIONS[prefix]
+    X = np.repeat((base + np.arange(m, dtype=np.uint8))[:, None], 8 * 8 * 3, axis=1)
+    return Dataset(X, np.arange(m) % 2, ["blue", "red"], [f"{prefix}/{i}.png" for i in range(m)],
+                   (8, 8))
+
+
+def start_replacing(folder, target, sources, saves=None):
+    """A process that renames a fresh copy of each source over target in turn, as fast as
+    it can, until folder/stop exists (or `saves` renames are done)."""
+    script = textwrap.dedent(f"""
+        import os, sys
+        contents = [open(p, "rb").read() for p in sys.argv[3:]]
+        stop, target, i = os.path.join(sys.argv[1], "stop"), sys.argv[2], 0
+        while not os.path.exists(stop) and i != {saves!r}:
+            temporary = f"{{target}}.{{i % 2}}.new"
+            with open(temporary, "wb") as file:
+                file.write(contents[i % len(contents)])
+            os.replace(temporary, target)
+            i += 1
+    """)
+    return subprocess.Popen([sys.executable, "-c", script, str(folder), str(target),
+                             *map(str, sources)])
+
+
+def stop(folder, process):
+    (folder / "stop").touch()
+    assert process.wait(timeout=30) == 0
+    (folder / "stop").unlink()
+
+
+@pytest.fixture
+def feature_versions(tmp_path):
+    for prefix in VERSIONS:
+        save_features(version(prefix), tmp_path / f"{prefix}.npz")
+    target = tmp_path / "feat.npz"
+    target.write_bytes((tmp_path / "a.npz").read_bytes())
+    return tmp_path, target
+
+
+def which_version(paths, y, rows):
+    """The version all of paths, labels y and pixel rows (first column) come from, or a
+    description of the mix."""
+    prefixes = {path.split("/")[0] for path in paths}
+    if len(prefixes) != 1:
+        return f"paths of {sorted(prefixes)}"
+    prefix = prefixes.pop()
+    m, base = VERSIONS[prefix]
+    if len(paths) != m or len(y) != m or len(rows) != m:
+        return f"{len(paths)} paths, {len(y)} labels, {len(rows)} rows"
+    if not (np.array_equal(rows[:, 0], base + np.arange(m))
+            and np.array_equal(y, np.arange(m) % 2)):
+        return f"paths of {prefix} with other pixels or labels"
+    return prefix
+
+
+# On the old code (four opens per read) 300 reads showed mixes or a traceback at once.
+READS = 300
+
+
+@pytest.mark.parametrize("reader", ["load_features", "open_feature_file"])
+def test_reading_a_feature_file_while_it_is_replaced_gives_one_version(feature_versions,
+                                                                       reader):
+    folder, target = feature_versions
+    writer = start_replacing(folder, target, [folder / "b.npz", folder / "a.npz"])
+    outcomes = {}
+    try:
+        for _ in range(READS):
+            try:
+                if reader == "load_features":
+                    data = load_features(target)
+                    seen = which_version(data.paths, data.y, np.asarray(data.X))
+                else:
+                    data = open_feature_file(target)
+                    seen = which_version(data.paths, data.y, data.X[0 : len(data.X)])
+                    data.X.close()
+            except Exception as error:  # anything at all is a failure of this test
+                seen = f"{type(error).__name__}: {error}"
+            outcomes[seen] = outcomes.get(seen, 0) + 1
+    finally:
+        stop(folder, writer)
+    assert set(outcomes) <= {"a", "b"}, outcomes
+    assert len(outcomes) == 2, f"the writer never replaced the file during the reads: {outcomes}"
+
+
+def test_predict_on_a_feature_file_being_replaced_prints_one_version(tmp_path, feature_versions):
+    """The same through `logreg predict feat.npz` processes: exit 0, every line's path paired
+    with that image's own prediction."""
+    folder, target = feature_versions
+    data = tmp_path / "images"
+    write_class_folders(data, ["blue", "red"], 3)
+    model = train_model(data, tmp_path / "model.npz", epochs=5)
+    expected = {}
+    for prefix in VERSIONS:
+        done = subprocess.run(logreg_command("predict", folder / f"{prefix}.npz", "-m", model),
+                              capture_output=True, env=subprocess_env(), timeout=60)
+        assert done.returncode == 0, done.stderr
+        expected[prefix] = done.stdout
+    writer = start_replacing(folder, target, [folder / "b.npz", folder / "a.npz"])
+    outputs = []
+    try:
+        deadline = time.monotonic() + 6
+        while len(outputs) < 8 and time.monotonic() < deadline:
+            done = subprocess.run(logreg_command("predict", target, "-m", model),
+                                  capture_output=True, env=subprocess_env(), timeout=60)
+            outputs.append((done.returncode, done.stdout, done.stderr.decode()))
+    finally:
+        stop(folder, writer)
+    for returncode, stdout, stderr in outputs:
+        assert (returncode, stderr) == (0, ""), stderr
+        assert stdout in expected.values(), stdout.decode()[:300]
