@@ -8,6 +8,9 @@ A process killed mid-write (SIGKILL, power cut) leaves its temporary file behind
 writes, a writer holds an exclusive lock (flock) on its temporary file; the lock dies with the
 process. So after each successful save, temporaries of the same target whose lock can be
 taken belong to dead writers and are removed, while a live concurrent writer's are left alone.
+A temporary is created before it can be locked: a cleaner that got its lock in between
+removes it while still holding the lock, and the writer, once it holds the lock, sees that
+its name is gone and starts again with a new temporary. So no save is lost to a cleaner.
 """
 
 import os
@@ -48,14 +51,9 @@ def write_atomically(path, write):
     """
     path = Path(path)
     folder = path.parent
-    try:
-        handle, temp_name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX,
-                                             dir=folder)
-    except OSError as error:
-        raise _cannot_write(path, error) from None
+    handle, temp_name = _locked_temporary(path)
     try:
         with os.fdopen(handle, "wb") as file:
-            _lock(file.fileno())
             _set_mode(file.fileno(), _mode_for(path))
             write(file)
             file.flush()
@@ -95,19 +93,50 @@ def remove_stale_temporaries(path):
     except OSError:
         return 0
     for entry in entries:
-        if is_temporary_of(entry.name, path) and _is_abandoned(entry.path):
-            removed += _remove(entry.path)
+        if is_temporary_of(entry.name, path):
+            removed += _remove_if_abandoned(entry.path)
     return removed
 
 
+def _locked_temporary(path, attempts=100):
+    """(fd, name) of a new temporary beside path that this process holds locked.
+
+    Between mkstemp and flock another writer's remove_stale_temporaries may find the new
+    file unlocked and remove it (holding the lock while it does): wait for the lock, then
+    make sure the name still leads to this file, else take another name.
+    """
+    for _ in range(attempts):
+        try:
+            fd, name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX,
+                                        dir=path.parent)
+        except OSError as error:
+            raise _cannot_write(path, error) from None
+        _lock(fd)
+        if _names_this_file(name, fd):
+            return fd, name
+        os.close(fd)
+    raise LogregError(f"{path}: cannot write (its temporary files keep being removed)")
+
+
 def _lock(fd):
-    """Best effort: where locks are unsupported (some network file systems), other writers
+    """Wait for an exclusive lock (a cleaner holds one only while it checks and removes).
+
+    Best effort: where locks are unsupported (some network file systems), other writers
     cannot take the lock either, so they never take this temporary for a stale one."""
     if fcntl is not None:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError:
             pass
+
+
+def _names_this_file(name, fd):
+    """True when the path name still leads to the open file fd (it was not removed)."""
+    try:
+        named, opened = os.stat(name), os.fstat(fd)
+    except OSError:
+        return False
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _set_mode(fd, mode):
@@ -118,22 +147,28 @@ def _set_mode(fd, mode):
         pass
 
 
-def _is_abandoned(temp_path):
-    """A temporary nobody is writing: its lock can be taken (or, without locks, it is old)."""
+def _remove_if_abandoned(temp_path):
+    """Remove a temporary nobody is writing; 1 if removed. Its lock can be taken (or,
+    without locks, it is old); it is removed while the lock is held, so that a writer that
+    created it a moment ago and is waiting for the lock sees it gone and starts again."""
     if fcntl is None:
         try:
-            return time.time() - os.stat(temp_path).st_mtime > UNLOCKED_STALE_SECONDS
+            old = time.time() - os.stat(temp_path).st_mtime > UNLOCKED_STALE_SECONDS
         except OSError:
-            return False
+            return 0
+        return _remove(temp_path) if old else 0
     try:
         fd = os.open(temp_path, os.O_RDONLY)
     except OSError:
-        return False
+        return 0
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
     except OSError:
-        return False  # a live writer holds it
+        os.close(fd)
+        return 0  # a live writer holds it
+    try:
+        # renamed over the target meanwhile, the name may now lead elsewhere: leave it
+        return _remove(temp_path) if _names_this_file(temp_path, fd) else 0
     finally:
         os.close(fd)
 
