@@ -13,7 +13,9 @@ removes it while still holding the lock, and the writer, once it holds the lock,
 its name is gone and starts again with a new temporary. So no save is lost to a cleaner.
 """
 
+import io
 import os
+import stat
 import string
 import tempfile
 import time
@@ -41,6 +43,75 @@ def check_folder(path):
         raise LogregError(f"{path}: cannot write there, folder {folder} does not exist")
 
 
+def check_outputs(outputs, inputs=()):
+    """Refuse, before any long work, outputs that must not be written.
+
+    outputs: (option, path or None) pairs, e.g. ("--model", "model.npz"); inputs: (what,
+    path or None) pairs of the files the command reads, e.g. ("DATA", "feat.npz"). Raises
+    LogregError for an empty path, a missing folder, two outputs naming one file, or an
+    output naming one of the inputs (it would replace what the command reads). Special
+    files (/dev/null, a FIFO) are written to, never replaced, so they may be shared.
+    """
+    written = {}
+    for option, path in outputs:
+        if path is None:
+            continue
+        if str(path) in ("", "."):  # click turns an empty path into Path("") == Path(".")
+            raise LogregError(f"{option}: the path is empty")
+        check_folder(path)
+        key = _file_key(path)
+        if key is None:
+            continue
+        if key in written:
+            raise LogregError(f"{path}: given to both {written[key]} and {option}; "
+                              "each output needs a file of its own")
+        written[key] = option
+    for what, path in inputs:
+        if path is None or not os.path.exists(path):
+            continue
+        input_key = _file_key(path)
+        for key, option in written.items():
+            if key == input_key:
+                raise LogregError(f"{path}: {option} would replace the {what} this command "
+                                  "reads; write to another file")
+            if _holds(path, key):
+                raise LogregError(f"{key}: {option} would replace a file of the {what} "
+                                  "folder this command reads; write to another file")
+
+
+def _holds(folder, key):
+    """True when the existing file key lies inside folder (an input read file by file)."""
+    if not os.path.isdir(folder) or not os.path.isfile(key):
+        return False
+    return os.path.realpath(key).startswith(os.path.join(os.path.realpath(folder), ""))
+
+
+def _file_key(path):
+    """What identifies the regular file a save of path replaces (its real path), or None
+    for a special file (a device or FIFO, written to, never replaced)."""
+    target = os.path.realpath(path)
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return target  # a new file
+    return target if stat.S_ISREG(mode) else None
+
+
+def output_target(path):
+    """The file a save of path writes: path itself or, for a symlink, its final target."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def is_special_file(path):
+    """True for an existing file that is not a regular file or folder: a device, a FIFO."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def write_atomically(path, write):
     """Call write(file) on a temporary file beside path, fsync it, rename it over path.
 
@@ -48,8 +119,14 @@ def write_atomically(path, write):
     was; an OSError (missing folder, no permission, disk full) becomes a LogregError naming
     path. The new file gets the old file's permissions, or the umask's for a new file (not
     mkstemp's 0600). After success, temporaries left by killed writers of path are removed.
+    A symlink is kept: its final target is the file replaced. A special file (/dev/null,
+    /dev/full, a FIFO) is written to directly, since it cannot be replaced by a file.
     """
-    path = Path(path)
+    shown = Path(path)
+    path = output_target(shown)
+    if is_special_file(path):
+        _write_directly(shown, path, write)
+        return
     folder = path.parent
     handle, temp_name = _locked_temporary(path)
     try:
@@ -65,10 +142,39 @@ def write_atomically(path, write):
     except BaseException as error:
         _remove(temp_name)
         if isinstance(error, OSError):
-            raise _cannot_write(path, error) from None
+            raise _cannot_write(shown, error) from None
         raise
     _fsync_folder(folder)
     remove_stale_temporaries(path)
+
+
+def _write_directly(shown, path, write):
+    """write(file) straight into a device or FIFO (a FIFO waits here for its reader)."""
+    try:
+        with open(path, "wb") as file:
+            write(_StreamOnly(file))
+            file.flush()
+    except OSError as error:
+        raise _cannot_write(shown, error) from None
+
+
+class _StreamOnly(io.RawIOBase):
+    """A device or FIFO shown to writers as a pipe: no seek, no tell. /dev/null seeks and
+    tells 0 without complaint, which would make zipfile (np.savez) write a broken archive;
+    a file that cannot tell makes it stream (data descriptors) instead."""
+
+    def __init__(self, file):
+        super().__init__()
+        self._file = file
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        return self._file.write(data)
+
+    def flush(self):
+        self._file.flush()
 
 
 def temp_prefix(path):

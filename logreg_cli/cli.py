@@ -290,12 +290,12 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         logreg train images/ --val-split 0.2 --early-stop 50 --plot curve.png
     """
     from . import core, training
-    from .atomic import check_folder
+    from .atomic import check_outputs
     from .model import save_model
 
-    for target in (model_path, history, plot):  # before the data is loaded, not after training
-        if target is not None:
-            check_folder(target)
+    check_outputs(  # before the data is loaded, not after training
+        [("--model", None if compare_lr else model_path), ("--history", history), ("--plot", plot)],
+        [("DATA", data), ("--val", val_data), ("--init", init_path)])
     config = core.TrainConfig(lr=lr, epochs=epochs, decay=decay, decay_rate=decay_rate,
                               decay_steps=decay_steps, batch_size=batch_size, l2=l2, seed=seed,
                               early_stop=early_stop)
@@ -592,9 +592,11 @@ def inspect(model_path, output_format, weights_png):
         logreg inspect cats.npz --format json | jq .options
         logreg inspect cats.npz --weights-png weights.png
     """
+    from .atomic import check_outputs
     from .explaining import model_summary, summary_lines, weight_captions
     from .model import load_model
 
+    check_outputs([("--weights-png", weights_png)], [("MODEL", model_path)])
     model = load_model(model_path, history=False)
     summary = model_summary(model, model_path)
     if output_format == "json":
@@ -640,9 +642,12 @@ def explain(image, model_path, output, class_name, output_format):
         logreg explain photo.jpg -o heat.png
     """
     from .explaining import explain as explain_image, explanation_lines, output_column
+    from .atomic import check_outputs
     from .images import load_image
     from .model import load_model
 
+    check_outputs([("--output", output)],
+                  [("--model", model_path), ("IMAGE", None if image == "-" else image)])
     model = load_model(model_path, history=False)
     if class_name is not None:
         output_column(model, class_name)  # an unknown class is reported before any decoding
@@ -690,10 +695,10 @@ def flatten(data, output, size, jobs, strict, quiet):
     Example:
         logreg flatten images/ -o features.npz --size 32x32
     """
-    from .atomic import check_folder
+    from .atomic import check_outputs
     from .dataset import save_features
 
-    check_folder(output)
+    check_outputs([("--output", output)], [("DATA", data)])
     dataset = load_dataset(data, parse_size(size), quiet, strict, jobs)
     save_features(dataset, output, {
         "logreg_version": __version__,
