@@ -400,11 +400,13 @@ def _feature_metadata(value):
 
 
 def open_feature_matrix(path):
-    """X of a feature file as a read-only np.memmap (m x n uint8), straight from the archive."""
-    data_start, shape = locate_feature_matrix(path)
-    if shape[0] * shape[1] == 0:
-        return np.zeros(shape, dtype=np.uint8)  # mmap cannot map zero bytes
-    return np.memmap(path, dtype=np.uint8, mode="r", offset=data_start, shape=shape)
+    """X of a feature file as a read-only np.memmap (m x n uint8), straight from the archive
+    (checked and mapped through one open of the file)."""
+    def mapped(npz):
+        feature_matrix_offset(npz, path)  # refuses a compressed or non-uint8 X
+        return npz.memmap("X")
+
+    return _with_feature_file(path, mapped)
 
 
 def locate_feature_matrix(path):
@@ -416,10 +418,15 @@ def locate_feature_matrix(path):
     larger than memory can be streamed. Raises ModelFileError if X is compressed or is
     not a C-ordered 2-D uint8 array.
     """
+    return _with_feature_file(path, lambda npz: feature_matrix_offset(npz, path))
+
+
+def _with_feature_file(path, use):
+    """use(npz) on the feature file at path, open once; errors name path."""
     path = Path(path)
     try:
         with NpzFile(path) as npz:
-            return feature_matrix_offset(npz, path)
+            return use(npz)
     except _NamedFileError as error:
         raise ModelFileError(str(error)) from None
     except ModelFileError as error:
@@ -432,11 +439,11 @@ def feature_matrix_offset(npz, path):
         raise _NamedFileError(f"{path}: not a logreg feature file (no X)")
     if not npz.is_stored("X"):
         raise _NamedFileError(f"{path}: X is compressed, so it cannot be memory-mapped "
-                             "(write the file with `logreg flatten` or np.savez)")
+                              "(write the file with `logreg flatten` or np.savez)")
     header = npz.header("X")
     if header.dtype != np.uint8 or len(header.shape) != 2 or header.fortran_order:
         order = " (Fortran order)" if header.fortran_order else ""
         raise _NamedFileError(f"{path}: X must be a C-ordered m x n uint8 array, "
-                             f"got {header.dtype} {header.shape}{order}")
+                              f"got {header.dtype} {header.shape}{order}")
     data_start, _ = npz.data_offset("X")
     return data_start, header.shape

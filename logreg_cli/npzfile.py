@@ -225,16 +225,6 @@ def _array_name(filename):
     return filename[:-4] if filename.endswith(".npy") else filename
 
 
-def read_arrays(path, keys):
-    """(arrays, names): the arrays of the .npz at path whose names (without .npy) are in
-    keys, and the names of all its members, all read from one open of the file.
-
-    Raises ModelFileError whose message is the cause only (the caller names the file).
-    """
-    with NpzFile(path) as npz:
-        return {name: npz.read(name) for name in npz.names if name in keys}, npz.names
-
-
 def _read_exactly(member, n_bytes):
     """n_bytes from member into a writable buffer (no copy later), or None if it ends early."""
     data = bytearray(n_bytes)
