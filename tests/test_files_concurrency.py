@@ -5,7 +5,6 @@ meanwhile gives the old or the new file, never a mix; concurrent writers of one 
 succeed. The other side is always a real process.
 """
 
-import os
 import subprocess
 import sys
 import textwrap

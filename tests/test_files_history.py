@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from logreg_cli.cli import cli
-from logreg_cli.model import FORMAT_VERSION, load_model, save_model
+from logreg_cli.model import load_model, save_model
 from tiny_models import run_measured, train_model, write_class_folders
 
 LONG_EPOCHS = 2_000_000
