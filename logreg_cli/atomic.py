@@ -38,7 +38,7 @@ UNLOCKED_STALE_SECONDS = 3600
 def check_folder(path):
     """Raise LogregError now, before any long work, when the folder path goes into does
     not exist (write_atomically would find out only at the end)."""
-    folder = Path(path).parent
+    folder = output_target(path).parent  # a symlink's target is what gets written
     if not folder.is_dir():
         raise LogregError(f"{path}: cannot write there, folder {folder} does not exist")
 

@@ -293,8 +293,13 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
     from .atomic import check_outputs
     from .model import save_model
 
+    rates = None if compare_lr is None else training.parse_rates(compare_lr)
+    models = ([("--model", model_path)] if rates is None else
+              [(f"--compare-lr {rate:g}", training.rate_model_path(model_path, rate))
+               for rate in rates])
     check_outputs(  # before the data is loaded, not after training
-        [("--model", None if compare_lr else model_path), ("--history", history), ("--plot", plot)],
+        [*models, ("--history", history),
+         ("--plot", plot if plot or rates is None else Path("compare-lr.png"))],
         [("DATA", data), ("--val", val_data), ("--init", init_path)])
     config = core.TrainConfig(lr=lr, epochs=epochs, decay=decay, decay_rate=decay_rate,
                               decay_steps=decay_steps, batch_size=batch_size, l2=l2, seed=seed,
@@ -305,7 +310,6 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         class_weight=class_weight, positive=positive, standardize=standardize, init=init_path,
         stream=stream)
     options.validate()
-    rates = None if compare_lr is None else training.parse_rates(compare_lr)
     if early_stop is not None and val_split is None and val_data is None:
         raise LogregError("--early-stop needs validation data: add --val-split F or --val DATA")
 

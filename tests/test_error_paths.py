@@ -213,6 +213,9 @@ CASES = {
                                           ["{model}", "--model would replace the --init"]),
     "train-plot-is-an-image-of-the-data": Case(["train", "{data}", "-m", "{out}", "--plot", IMG],
                                                2, [IMG, "a file of the DATA folder"]),
+    "train-compare-lr-model-is-the-data": Case(
+        ["train", "{rate_named}", "--compare-lr", "0.1", "-m", "{workspace}/f.npz"], 2,
+        ["{rate_named}", "--compare-lr 0.1 would replace the DATA"]),
     "train-model-and-history-one-file": Case(["train", "{data}", "-m", "{out}", "--history",
                                               "{out}"], 2,
                                              ["{out}", "both --model and --history"]),
@@ -270,6 +273,8 @@ def workspace(tmp_path_factory):
     result = CliRunner().invoke(cli, ["flatten", str(places["data"]), "-o",
                                       str(places["features8"]), "--size", "8x8", "-q"])
     assert result.exit_code == 0, result.stderr
+    places["rate_named"] = root / "f.lr0.1.npz"
+    places["rate_named"].write_bytes(places["features8"].read_bytes())
     places["labels"] = root / "labels.csv"
     places["labels"].write_text("path,label\ndata/blue/000.png,blue\ndata/red/000.png,red\n")
     places["short_features"] = write_feature_file_claiming_rows(root / "short.npz", 40, 1000)

@@ -182,3 +182,12 @@ def test_a_dangling_symlink_output_creates_its_target(tmp_path, work):
     result = CliRunner().invoke(cli, commands(work, link)["--model"])
     assert result.exit_code == 0, result.stderr
     assert link.is_symlink() and load_model(target).classes == ["blue", "red"]
+
+
+def test_a_symlink_into_a_missing_folder_is_refused_before_training(tmp_path, work):
+    link = tmp_path / "model.npz"
+    link.symlink_to(tmp_path / "nowhere" / "model.npz")
+    result = CliRunner().invoke(cli, commands(work, link)["--model"] + ["--epochs", "100000"])
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {link}: cannot write there, folder {tmp_path / 'nowhere'} "
+                             "does not exist\n")
