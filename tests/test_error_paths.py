@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from logreg_cli.cli import cli
 from feature_files import write_feature_file_claiming_rows
+from test_files_hostile import raw_zip, stored_entries
 from tiny_models import logreg_command, subprocess_env, train_model, write_class_folders
 
 
@@ -213,6 +214,12 @@ CASES = {
                                           ["{model}", "--model would replace the --init"]),
     "train-plot-is-an-image-of-the-data": Case(["train", "{data}", "-m", "{out}", "--plot", IMG],
                                                2, [IMG, "a file of the DATA folder"]),
+    "predict-model-member-listed-twice": Case(["predict", IMG, "-m", "{model_twice}"], 2,
+                                              ["{model_twice}", "weights.npy is listed more "
+                                               "than once"]),
+    "train-init-model-member-listed-twice": Case(
+        ["train", "{data}", "-m", "{out}", "--init", "{model_twice}"], 2,
+        ["{model_twice}", "weights.npy is listed more than once"]),
     "train-compare-lr-model-is-the-data": Case(
         ["train", "{rate_named}", "--compare-lr", "0.1", "-m", "{workspace}/f.npz"], 2,
         ["{rate_named}", "--compare-lr 0.1 would replace the DATA"]),
@@ -273,6 +280,10 @@ def workspace(tmp_path_factory):
     result = CliRunner().invoke(cli, ["flatten", str(places["data"]), "-o",
                                       str(places["features8"]), "--size", "8x8", "-q"])
     assert result.exit_code == 0, result.stderr
+    entries = stored_entries(places["model"])
+    weights = [i for i, entry in enumerate(entries) if entry[0] == "weights.npy"]
+    places["model_twice"] = root / "twice.npz"
+    places["model_twice"].write_bytes(raw_zip(entries, listed=[*range(len(entries)), *weights]))
     places["rate_named"] = root / "f.lr0.1.npz"
     places["rate_named"].write_bytes(places["features8"].read_bytes())
     places["labels"] = root / "labels.csv"
