@@ -11,6 +11,10 @@ taken belong to dead writers and are removed, while a live concurrent writer's a
 A temporary is created before it can be locked: a cleaner that got its lock in between
 removes it while still holding the lock, and the writer, once it holds the lock, sees that
 its name is gone and starts again with a new temporary. So no save is lost to a cleaner.
+
+Only regular files are replaced. A symlink's final target is the file replaced (the link
+stays); a device or FIFO (/dev/null, /dev/full, a named pipe) is written into directly.
+check_outputs refuses, before a command's work, outputs that would replace its inputs.
 """
 
 import io
@@ -174,7 +178,8 @@ class _StreamOnly(io.RawIOBase):
         return self._file.write(data)
 
     def flush(self):
-        self._file.flush()
+        if not self._file.closed:  # also called when this wrapper is collected
+            self._file.flush()
 
 
 def temp_prefix(path):
