@@ -177,12 +177,15 @@ def load_model(path, history=True):
         raise ModelFileError(f"{path}: is a folder, not a model file")
     try:
         with NpzFile(path) as npz:
-            arrays = _read_model_arrays(npz, history)
-        return _model_from_arrays(arrays, npz.names)
+            arrays, names = _read_model_arrays(npz, history), npz.names
     except _Refused as error:
         raise ModelFileError(f"{path}: {error}") from None
     except ModelFileError as error:
         raise ModelFileError(f"{path}: not a readable model file ({error})") from None
+    try:
+        return _model_from_arrays(arrays, names)
+    except ModelFileError as error:  # the arrays read: any check names its cause after path
+        raise ModelFileError(f"{path}: {error}") from None
 
 
 def _read_model_arrays(npz, with_history):
