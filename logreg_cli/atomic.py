@@ -8,9 +8,18 @@ A process killed mid-write (SIGKILL, power cut) leaves its temporary file behind
 writes, a writer holds an exclusive lock (flock) on its temporary file; the lock dies with the
 process. So after each successful save, temporaries of the same target whose lock can be
 taken belong to dead writers and are removed, while a live concurrent writer's are left alone.
+A temporary is created before it can be locked: a cleaner that got its lock in between
+removes it while still holding the lock, and the writer, once it holds the lock, sees that
+its name is gone and starts again with a new temporary. So no save is lost to a cleaner.
+
+Only regular files are replaced. A symlink's final target is the file replaced (the link
+stays); a device or FIFO (/dev/null, /dev/full, a named pipe) is written into directly.
+check_outputs refuses, before a command's work, outputs that would replace its inputs.
 """
 
+import io
 import os
+import stat
 import string
 import tempfile
 import time
@@ -33,9 +42,78 @@ UNLOCKED_STALE_SECONDS = 3600
 def check_folder(path):
     """Raise LogregError now, before any long work, when the folder path goes into does
     not exist (write_atomically would find out only at the end)."""
-    folder = Path(path).parent
+    folder = output_target(path).parent  # a symlink's target is what gets written
     if not folder.is_dir():
         raise LogregError(f"{path}: cannot write there, folder {folder} does not exist")
+
+
+def check_outputs(outputs, inputs=()):
+    """Refuse, before any long work, outputs that must not be written.
+
+    outputs: (option, path or None) pairs, e.g. ("--model", "model.npz"); inputs: (what,
+    path or None) pairs of the files the command reads, e.g. ("DATA", "feat.npz"). Raises
+    LogregError for an empty path, a missing folder, two outputs naming one file, or an
+    output naming one of the inputs (it would replace what the command reads). Special
+    files (/dev/null, a FIFO) are written to, never replaced, so they may be shared.
+    """
+    written = {}
+    for option, path in outputs:
+        if path is None:
+            continue
+        if str(path) in ("", "."):  # click turns an empty path into Path("") == Path(".")
+            raise LogregError(f"{option}: the path is empty")
+        check_folder(path)
+        key = _file_key(path)
+        if key is None:
+            continue
+        if key in written:
+            raise LogregError(f"{path}: given to both {written[key]} and {option}; "
+                              "each output needs a file of its own")
+        written[key] = option
+    for what, path in inputs:
+        if path is None or not os.path.exists(path):
+            continue
+        input_key = _file_key(path)
+        for key, option in written.items():
+            if key == input_key:
+                raise LogregError(f"{path}: {option} would replace the {what} this command "
+                                  "reads; write to another file")
+            if _holds(path, key):
+                raise LogregError(f"{key}: {option} would replace a file of the {what} "
+                                  "folder this command reads; write to another file")
+
+
+def _holds(folder, key):
+    """True when the existing file key lies inside folder (an input read file by file)."""
+    if not os.path.isdir(folder) or not os.path.isfile(key):
+        return False
+    return os.path.realpath(key).startswith(os.path.join(os.path.realpath(folder), ""))
+
+
+def _file_key(path):
+    """What identifies the regular file a save of path replaces (its real path), or None
+    for a special file (a device or FIFO, written to, never replaced)."""
+    target = os.path.realpath(path)
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return target  # a new file
+    return target if stat.S_ISREG(mode) else None
+
+
+def output_target(path):
+    """The file a save of path writes: path itself or, for a symlink, its final target."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def is_special_file(path):
+    """True for an existing file that is not a regular file or folder: a device, a FIFO."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def write_atomically(path, write):
@@ -45,17 +123,18 @@ def write_atomically(path, write):
     was; an OSError (missing folder, no permission, disk full) becomes a LogregError naming
     path. The new file gets the old file's permissions, or the umask's for a new file (not
     mkstemp's 0600). After success, temporaries left by killed writers of path are removed.
+    A symlink is kept: its final target is the file replaced. A special file (/dev/null,
+    /dev/full, a FIFO) is written to directly, since it cannot be replaced by a file.
     """
-    path = Path(path)
+    shown = Path(path)
+    path = output_target(shown)
+    if is_special_file(path):
+        _write_directly(shown, path, write)
+        return
     folder = path.parent
-    try:
-        handle, temp_name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX,
-                                             dir=folder)
-    except OSError as error:
-        raise _cannot_write(path, error) from None
+    handle, temp_name = _locked_temporary(path)
     try:
         with os.fdopen(handle, "wb") as file:
-            _lock(file.fileno())
             _set_mode(file.fileno(), _mode_for(path))
             write(file)
             file.flush()
@@ -67,10 +146,40 @@ def write_atomically(path, write):
     except BaseException as error:
         _remove(temp_name)
         if isinstance(error, OSError):
-            raise _cannot_write(path, error) from None
+            raise _cannot_write(shown, error) from None
         raise
     _fsync_folder(folder)
     remove_stale_temporaries(path)
+
+
+def _write_directly(shown, path, write):
+    """write(file) straight into a device or FIFO (a FIFO waits here for its reader)."""
+    try:
+        with open(path, "wb") as file:
+            write(_StreamOnly(file))
+            file.flush()
+    except OSError as error:
+        raise _cannot_write(shown, error) from None
+
+
+class _StreamOnly(io.RawIOBase):
+    """A device or FIFO shown to writers as a pipe: no seek, no tell. /dev/null seeks and
+    tells 0 without complaint, which would make zipfile (np.savez) write a broken archive;
+    a file that cannot tell makes it stream (data descriptors) instead."""
+
+    def __init__(self, file):
+        super().__init__()
+        self._file = file
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        return self._file.write(data)
+
+    def flush(self):
+        if not self._file.closed:  # also called when this wrapper is collected
+            self._file.flush()
 
 
 def temp_prefix(path):
@@ -95,19 +204,50 @@ def remove_stale_temporaries(path):
     except OSError:
         return 0
     for entry in entries:
-        if is_temporary_of(entry.name, path) and _is_abandoned(entry.path):
-            removed += _remove(entry.path)
+        if is_temporary_of(entry.name, path):
+            removed += _remove_if_abandoned(entry.path)
     return removed
 
 
+def _locked_temporary(path, attempts=100):
+    """(fd, name) of a new temporary beside path that this process holds locked.
+
+    Between mkstemp and flock another writer's remove_stale_temporaries may find the new
+    file unlocked and remove it (holding the lock while it does): wait for the lock, then
+    make sure the name still leads to this file, else take another name.
+    """
+    for _ in range(attempts):
+        try:
+            fd, name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX,
+                                        dir=path.parent)
+        except OSError as error:
+            raise _cannot_write(path, error) from None
+        _lock(fd)
+        if _names_this_file(name, fd):
+            return fd, name
+        os.close(fd)
+    raise LogregError(f"{path}: cannot write (its temporary files keep being removed)")
+
+
 def _lock(fd):
-    """Best effort: where locks are unsupported (some network file systems), other writers
+    """Wait for an exclusive lock (a cleaner holds one only while it checks and removes).
+
+    Best effort: where locks are unsupported (some network file systems), other writers
     cannot take the lock either, so they never take this temporary for a stale one."""
     if fcntl is not None:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError:
             pass
+
+
+def _names_this_file(name, fd):
+    """True when the path name still leads to the open file fd (it was not removed)."""
+    try:
+        named, opened = os.stat(name), os.fstat(fd)
+    except OSError:
+        return False
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _set_mode(fd, mode):
@@ -118,22 +258,28 @@ def _set_mode(fd, mode):
         pass
 
 
-def _is_abandoned(temp_path):
-    """A temporary nobody is writing: its lock can be taken (or, without locks, it is old)."""
+def _remove_if_abandoned(temp_path):
+    """Remove a temporary nobody is writing; 1 if removed. Its lock can be taken (or,
+    without locks, it is old); it is removed while the lock is held, so that a writer that
+    created it a moment ago and is waiting for the lock sees it gone and starts again."""
     if fcntl is None:
         try:
-            return time.time() - os.stat(temp_path).st_mtime > UNLOCKED_STALE_SECONDS
+            old = time.time() - os.stat(temp_path).st_mtime > UNLOCKED_STALE_SECONDS
         except OSError:
-            return False
+            return 0
+        return _remove(temp_path) if old else 0
     try:
         fd = os.open(temp_path, os.O_RDONLY)
     except OSError:
-        return False
+        return 0
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
     except OSError:
-        return False  # a live writer holds it
+        os.close(fd)
+        return 0  # a live writer holds it
+    try:
+        # renamed over the target meanwhile, the name may now lead elsewhere: leave it
+        return _remove(temp_path) if _names_this_file(temp_path, fd) else 0
     finally:
         os.close(fd)
 

@@ -290,12 +290,17 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         logreg train images/ --val-split 0.2 --early-stop 50 --plot curve.png
     """
     from . import core, training
-    from .atomic import check_folder
+    from .atomic import check_outputs
     from .model import save_model
 
-    for target in (model_path, history, plot):  # before the data is loaded, not after training
-        if target is not None:
-            check_folder(target)
+    rates = None if compare_lr is None else training.parse_rates(compare_lr)
+    models = ([("--model", model_path)] if rates is None else
+              [(f"--compare-lr {rate:g}", training.rate_model_path(model_path, rate))
+               for rate in rates])
+    check_outputs(  # before the data is loaded, not after training
+        [*models, ("--history", history),
+         ("--plot", plot if plot or rates is None else Path("compare-lr.png"))],
+        [("DATA", data), ("--val", val_data), ("--init", init_path)])
     config = core.TrainConfig(lr=lr, epochs=epochs, decay=decay, decay_rate=decay_rate,
                               decay_steps=decay_steps, batch_size=batch_size, l2=l2, seed=seed,
                               early_stop=early_stop)
@@ -305,7 +310,6 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         class_weight=class_weight, positive=positive, standardize=standardize, init=init_path,
         stream=stream)
     options.validate()
-    rates = None if compare_lr is None else training.parse_rates(compare_lr)
     if early_stop is not None and val_split is None and val_data is None:
         raise LogregError("--early-stop needs validation data: add --val-split F or --val DATA")
 
@@ -445,7 +449,7 @@ def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, 
     from .predicting import (PredictionWriter, check_feature_size, check_threshold, decide,
                              decode_in_order, expand_inputs, size_note)
 
-    model = load_model(model_path)
+    model = load_model(model_path, history=False)
     check_threshold(threshold, model.classes, top_k)
     writer = PredictionWriter(output_format, model.classes, top_k=top_k, with_path=not no_path,
                               all_probabilities=all_probabilities)
@@ -518,7 +522,7 @@ def evaluate(data, model_path, output_format, misclassified, jobs, strict, quiet
     from .model import check_features, load_model
     from .names import shown
 
-    model = load_model(model_path)
+    model = load_model(model_path, history=False)
     dataset = load_dataset(data, model.size, quiet, strict, jobs, classes=model.classes)
     if not len(dataset.y):
         raise LogregError(f"{data}: holds 0 images, nothing to evaluate")
@@ -597,10 +601,12 @@ def inspect(model_path, output_format, weights_png):
         logreg inspect cats.npz --format json | jq .options
         logreg inspect cats.npz --weights-png weights.png
     """
+    from .atomic import check_outputs
     from .explaining import model_summary, summary_lines, weight_captions
     from .model import load_model
 
-    model = load_model(model_path)
+    check_outputs([("--weights-png", weights_png)], [("MODEL", model_path)])
+    model = load_model(model_path, history=False)
     summary = model_summary(model, model_path)
     if output_format == "json":
         click.echo(json.dumps(summary, indent=2))
@@ -645,10 +651,13 @@ def explain(image, model_path, output, class_name, output_format):
         logreg explain photo.jpg -o heat.png
     """
     from .explaining import explain as explain_image, explanation_lines, output_column
+    from .atomic import check_outputs
     from .images import load_image
     from .model import load_model
 
-    model = load_model(model_path)
+    check_outputs([("--output", output)],
+                  [("--model", model_path), ("IMAGE", None if image == "-" else image)])
+    model = load_model(model_path, history=False)
     if class_name is not None:
         output_column(model, class_name)  # an unknown class is reported before any decoding
     source = image
@@ -695,10 +704,10 @@ def flatten(data, output, size, jobs, strict, quiet):
     Example:
         logreg flatten images/ -o features.npz --size 32x32
     """
-    from .atomic import check_folder
+    from .atomic import check_outputs
     from .dataset import save_features
 
-    check_folder(output)
+    check_outputs([("--output", output)], [("DATA", data)])
     dataset = load_dataset(data, parse_size(size), quiet, strict, jobs)
     save_features(dataset, output, {
         "logreg_version": __version__,

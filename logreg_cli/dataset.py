@@ -20,8 +20,6 @@ import csv
 import io
 import json
 import os
-import struct
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +30,7 @@ from .errors import DataError, ImageError, ModelFileError
 from .images import is_image_name, load_images
 from .model import check_class_names
 from .names import class_name, is_text, shown
-from .npzfile import ZIP_MAGIC, read_arrays, read_npy_header
+from .npzfile import ZIP_MAGIC, NpzFile
 
 FEATURE_KEYS = ("X", "y", "classes", "paths", "size", "metadata")
 FEATURE_FORMAT = "logreg-features"
@@ -40,8 +38,6 @@ FEATURE_FORMAT_VERSION = 1
 LABEL_FILE_SUFFIXES = (".csv", ".tsv", ".txt")
 IGNORED_FOLDERS = frozenset({"__MACOSX"})  # resource forks left by macOS zip files
 IGNORED_FILES = frozenset({"Thumbs.db", "desktop.ini"})  # Windows' own, never strays
-ZIP_LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
-ZIP_LOCAL_SIGNATURE = 0x04034B50
 
 
 @dataclass
@@ -590,23 +586,47 @@ def save_features(dataset, path, metadata=None):
     write_atomically(path, lambda file: np.savez(file, **arrays))
 
 
-def load_features(path, classes=None):
+def load_features(path, classes=None, open_x=None):
     """Read a feature file (X memory-mapped when stored uncompressed) -> Dataset.
 
+    The file is opened once and every array, X's memory map included, comes from that one
+    open file: a new version renamed over path meanwhile (`logreg flatten -o` again) is not
+    seen, so labels, paths and pixels always belong together. open_x(npz) -> X overrides
+    how X is opened from the npzfile.NpzFile (default: open_x_array).
     classes: the model's class names when evaluating; labels are re-indexed to them.
     Raises ModelFileError when path is not a consistent logreg feature file.
     """
     path = Path(path)
     try:
-        arrays, names = read_arrays(path, FEATURE_KEYS[1:])
+        with NpzFile(path) as npz:
+            names = npz.names
+            missing = [key for key in FEATURE_KEYS if key not in names]
+            if missing:
+                what = "a model file" if "weights" in names else "an .npz file"
+                raise _NamedFileError(f"{path}: {what}, not a logreg feature file "
+                                   f"(missing {', '.join(missing)})")
+            X = (open_x or open_x_array)(npz)
+            arrays = {key: npz.read(key) for key in FEATURE_KEYS[1:]}
+    except _NamedFileError as error:
+        raise ModelFileError(str(error)) from None
     except ModelFileError as error:
         raise ModelFileError(f"{path}: not a readable feature file ({error})") from None
-    missing = [key for key in FEATURE_KEYS if key not in names]
-    if missing:
-        what = "a model file" if "weights" in names else "an .npz file"
-        raise ModelFileError(f"{path}: {what}, not a logreg feature file "
-                             f"(missing {', '.join(missing)})")
-    X = open_feature_matrix(path) if _member_is_stored(path, "X.npy") else _read_x(path)
+    return _checked_features(path, X, arrays, classes)
+
+
+class _NamedFileError(ModelFileError):
+    """A feature-file problem whose message already names the file."""
+
+
+def open_x_array(npz):
+    """X of an open feature file: a read-only memory map when stored, else read whole."""
+    if not npz.is_stored("X"):
+        return npz.read("X")
+    feature_matrix_offset(npz, npz.path)  # a C-ordered 2-D uint8 array, or refused
+    return npz.memmap("X")
+
+
+def _checked_features(path, X, arrays, classes):
     size = arrays["size"]
     if size.shape != (2,) or size.dtype.kind not in "iu" or size.min() < 1:
         raise ModelFileError(f"{path}: size must be two positive integers (H, W)")
@@ -641,13 +661,6 @@ def load_features(path, classes=None):
                    metadata=_feature_metadata(arrays["metadata"]))
 
 
-def _read_x(path):
-    try:
-        return read_arrays(path, ("X",))[0]["X"]
-    except ModelFileError as error:
-        raise ModelFileError(f"{path}: not a readable feature file ({error})") from None
-
-
 def _feature_metadata(value):
     """The JSON object of a feature file's metadata string ({} when it is not one)."""
     if value.shape != () or value.dtype.kind != "U":
@@ -659,17 +672,14 @@ def _feature_metadata(value):
     return metadata if isinstance(metadata, dict) else {}
 
 
-def _member_is_stored(path, member):
-    with zipfile.ZipFile(path) as archive:
-        return archive.getinfo(member).compress_type == zipfile.ZIP_STORED
-
-
 def open_feature_matrix(path):
-    """X of a feature file as a read-only np.memmap (m x n uint8), straight from the archive."""
-    data_start, shape = locate_feature_matrix(path)
-    if shape[0] * shape[1] == 0:
-        return np.zeros(shape, dtype=np.uint8)  # mmap cannot map zero bytes
-    return np.memmap(path, dtype=np.uint8, mode="r", offset=data_start, shape=shape)
+    """X of a feature file as a read-only np.memmap (m x n uint8), straight from the archive
+    (checked and mapped through one open of the file)."""
+    def mapped(npz):
+        feature_matrix_offset(npz, path)  # refuses a compressed or non-uint8 X
+        return npz.memmap("X")
+
+    return _with_feature_file(path, mapped)
 
 
 def locate_feature_matrix(path):
@@ -681,35 +691,32 @@ def locate_feature_matrix(path):
     larger than memory can be streamed. Raises ModelFileError if X is compressed or is
     not a C-ordered 2-D uint8 array.
     """
+    return _with_feature_file(path, lambda npz: feature_matrix_offset(npz, path))
+
+
+def _with_feature_file(path, use):
+    """use(npz) on the feature file at path, open once; errors name path."""
     path = Path(path)
     try:
-        with zipfile.ZipFile(path) as archive:
-            info = archive.getinfo("X.npy")
-        if info.compress_type != zipfile.ZIP_STORED:
-            raise ModelFileError(f"{path}: X is compressed, so it cannot be memory-mapped "
-                                 "(write the file with `logreg flatten` or np.savez)")
-        with open(path, "rb") as file:
-            file.seek(info.header_offset)
-            local = ZIP_LOCAL_HEADER.unpack(file.read(ZIP_LOCAL_HEADER.size))
-            if local[0] != ZIP_LOCAL_SIGNATURE:
-                raise ModelFileError(f"{path}: damaged zip archive (no local header for X.npy)")
-            name_length, extra_length = local[9], local[10]
-            member_start = info.header_offset + ZIP_LOCAL_HEADER.size + name_length + extra_length
-            file.seek(member_start)
-            version = np.lib.format.read_magic(file)
-            shape, fortran_order, dtype = read_npy_header(file, version, "X.npy")
-            data_start = file.tell()
-    except KeyError:
-        raise ModelFileError(f"{path}: not a logreg feature file (no X)") from None
+        with NpzFile(path) as npz:
+            return use(npz)
+    except _NamedFileError as error:
+        raise ModelFileError(str(error)) from None
     except ModelFileError as error:
         raise ModelFileError(f"{path}: not a readable feature file ({error})") from None
-    except (OSError, ValueError, EOFError, struct.error, zipfile.BadZipFile) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelFileError(f"{path}: not a readable feature file ({first_line})") from None
-    if dtype != np.uint8 or len(shape) != 2 or fortran_order:
-        raise ModelFileError(f"{path}: X must be a C-ordered m x n uint8 array, "
-                             f"got {dtype} {shape}{' (Fortran order)' if fortran_order else ''}")
-    if data_start - member_start + shape[0] * shape[1] != info.file_size:
-        raise ModelFileError(f"{path}: X.npy is {info.file_size} bytes, not the "
-                             f"{shape[0]} x {shape[1]} it claims")
-    return data_start, tuple(shape)
+
+
+def feature_matrix_offset(npz, path):
+    """(byte offset, (m, n)) of X's data in an open feature file (see locate_feature_matrix)."""
+    if "X" not in npz.names:
+        raise _NamedFileError(f"{path}: not a logreg feature file (no X)")
+    if not npz.is_stored("X"):
+        raise _NamedFileError(f"{path}: X is compressed, so it cannot be memory-mapped "
+                              "(write the file with `logreg flatten` or np.savez)")
+    header = npz.header("X")
+    if header.dtype != np.uint8 or len(header.shape) != 2 or header.fortran_order:
+        order = " (Fortran order)" if header.fortran_order else ""
+        raise _NamedFileError(f"{path}: X must be a C-ordered m x n uint8 array, "
+                              f"got {header.dtype} {header.shape}{order}")
+    data_start, _ = npz.data_offset("X")
+    return data_start, header.shape

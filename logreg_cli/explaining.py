@@ -127,12 +127,12 @@ def explanation_lines(explanation):
 
 def model_summary(model, model_path):
     """What `logreg inspect` shows, as plain values (JSON-ready)."""
-    from .model import FORMAT_VERSION, size_text
+    from .model import FORMAT_VERSION, size_text, summarize_history
 
     meta = model.metadata
     history = meta.get("history") or {}
-    costs = history.get("cost") or []
-    epochs = history.get("epoch") or list(range(len(costs)))
+    # written at save time, so that inspect never reads the per-epoch history member
+    recorded = meta.get("history_summary") or summarize_history(history)
     summary = {
         "model": str(model_path),
         "format_version": FORMAT_VERSION,
@@ -146,35 +146,22 @@ def model_summary(model, model_path):
         "options": meta.get("options", {}),
         "data": meta.get("data", {}),
         "method": meta.get("method"),
-        "epochs_run": meta.get("epochs_run", len(costs) or None),
-        "final_cost": meta.get("final_cost", costs[-1] if costs else None),
-        "best_cost": _best(costs, epochs),
+        "epochs_run": meta.get("epochs_run", recorded.get("epochs") or None),
+        "final_cost": meta.get("final_cost", (history.get("cost") or [None])[-1]),
+        "best_cost": recorded.get("best_cost"),
         "train_accuracy": meta.get("train_accuracy"),
-        "validation": _validation(meta, history, epochs),
+        "validation": _validation(meta, recorded),
     }
     return summary
 
 
-def _best(values, epochs):
-    """{"value", "epoch"} of the lowest finite value, or None."""
-    finite = [(v, e) for v, e in zip(values, epochs) if v is not None and np.isfinite(v)]
-    if not finite:
-        return None
-    value, epoch = min(finite, key=lambda pair: pair[0])
-    return {"value": value, "epoch": epoch}
-
-
-def _validation(meta, history, epochs):
+def _validation(meta, recorded):
     """Validation figures the training run recorded (metadata["validation"], as `train`
-    writes it, and the val_cost history), or None when it had no validation."""
+    writes it, and the history summary), or None when it had no validation."""
     figures = dict(meta["validation"]) if isinstance(meta.get("validation"), dict) else {}
-    val_costs = history.get("val_cost") or []
-    if val_costs:
-        figures.setdefault("final_val_cost", val_costs[-1])
-        figures.setdefault("best_val_cost", _best(val_costs, epochs))
-    val_accuracy = history.get("val_accuracy") or []
-    if val_accuracy:
-        figures.setdefault("final_val_accuracy", val_accuracy[-1])
+    for key in ("final_val_cost", "best_val_cost", "final_val_accuracy"):
+        if key in recorded:
+            figures.setdefault(key, recorded[key])
     return figures or None
 
 

@@ -8,7 +8,15 @@ Arrays (c = 1 for a binary model, c = k classes otherwise; n = H * W * 3):
     size            int64 [H, W], the image size the model was trained at
     feature_mean    n float32, or empty when pixels are scaled by /255
     feature_scale   n float32, or empty when pixels are scaled by /255
-    metadata        unicode scalar holding a JSON object (options, data summary, history)
+    metadata        unicode scalar holding a JSON object (options, data summary, and the
+                    history's column names and summary)
+    history         epochs x columns float64 (optional): the per-epoch history, one row per
+                    epoch, columns named by metadata "history_columns" (epoch, lr, cost, and
+                    val_cost, val_accuracy with validation; NaN for a missing value)
+
+Older files of this format keep the history as lists inside the metadata JSON; they are
+still read. predict, evaluate, explain and inspect never read the history member (inspect
+shows metadata "history_summary"), so their cost does not grow with the epochs trained.
 """
 
 import json
@@ -20,7 +28,7 @@ import numpy as np
 from . import core
 from .atomic import write_atomically
 from .errors import ModelFileError
-from .npzfile import read_arrays
+from .npzfile import NpzFile
 
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "weights", "bias", "classes", "size", "feature_mean",
@@ -28,6 +36,9 @@ REQUIRED_KEYS = ("format_version", "weights", "bias", "classes", "size", "featur
 PREDICT_BLOCK_ROWS = 2048
 MAX_CODE_POINT = 0x10FFFF
 HISTORY_NUMBER_LISTS = ("epoch", "lr", "cost", "val_cost", "val_accuracy")
+HISTORY_KEY = "history"
+# format_version and size are a scalar and two integers: anything larger is refused unread
+SMALL_MEMBER_BYTES = 64
 
 
 @dataclass
@@ -81,9 +92,14 @@ def check_features(model, n_features, source=None):
 
 
 def save_model(model, path):
-    """Write model to path atomically (temporary file, fsync, rename)."""
+    """Write model to path atomically (temporary file, fsync, rename).
+
+    metadata["history"] (lists per column, as training builds it) is written as the
+    float64 `history` member, with its column names and summary in the JSON metadata.
+    """
     width, height = model.size
     empty = np.zeros(0, dtype=np.float32)
+    metadata, history = split_history(model.metadata)
     arrays = {
         "format_version": np.int64(FORMAT_VERSION),
         "weights": np.ascontiguousarray(model.weights, dtype=np.float32),
@@ -92,62 +108,170 @@ def save_model(model, path):
         "size": np.array([height, width], dtype=np.int64),
         "feature_mean": empty if model.feature_mean is None else model.feature_mean.astype(np.float32),
         "feature_scale": empty if model.feature_scale is None else model.feature_scale.astype(np.float32),
-        "metadata": np.array(json.dumps(model.metadata)),
+        "metadata": np.array(json.dumps(metadata)),
     }
+    if history is not None:
+        arrays[HISTORY_KEY] = history
     write_atomically(path, lambda file: np.savez(file, **arrays))
 
 
-def load_model(path):
-    """Read and validate a model file; raise ModelFileError naming path and the problem."""
+def split_history(metadata):
+    """(metadata without the history lists, history as an epochs x columns float64 array or
+    None). The metadata gains "history_columns" and "history_summary"."""
+    history = metadata.get("history")
+    if not isinstance(history, dict) or not history:
+        return metadata, None
+    columns = [key for key in history if isinstance(history[key], list)]
+    rows = max((len(history[key]) for key in columns), default=0)
+    table = np.full((rows, len(columns)), np.nan)
+    for index, key in enumerate(columns):
+        values = [np.nan if v is None else v for v in history[key]]
+        table[: len(values), index] = values
+    rest = {key: value for key, value in metadata.items() if key != "history"}
+    rest["history_columns"] = columns
+    rest["history_summary"] = summarize_history(history)
+    return rest, table
+
+
+def summarize_history(history):
+    """What inspect shows of a history (lists per column): epochs, the lowest cost and its
+    epoch, and with validation the final and lowest val_cost and the final val_accuracy."""
+    costs = history.get("cost") or []
+    epochs = history.get("epoch") or list(range(len(costs)))
+    summary = {"epochs": len(costs), "best_cost": _lowest(costs, epochs)}
+    val_costs = history.get("val_cost") or []
+    if val_costs:
+        summary["final_val_cost"] = val_costs[-1]
+        summary["best_val_cost"] = _lowest(val_costs, epochs)
+    val_accuracy = history.get("val_accuracy") or []
+    if val_accuracy:
+        summary["final_val_accuracy"] = val_accuracy[-1]
+    return summary
+
+
+def _lowest(values, epochs):
+    """{"value", "epoch"} of the lowest finite value, or None."""
+    finite = [(v, e) for v, e in zip(values, epochs) if v is not None and np.isfinite(v)]
+    if not finite:
+        return None
+    value, epoch = min(finite, key=lambda pair: pair[0])
+    return {"value": value, "epoch": epoch}
+
+
+class _Refused(ModelFileError):
+    """The archive reads, but is not a valid model (the message is the cause)."""
+
+
+def load_model(path, history=True):
+    """Read and validate a model file; raise ModelFileError naming path and the problem.
+
+    The file is opened once. Every member's header (names, dtypes, shapes, sizes) is
+    checked before any array is read, so a small hostile file is refused at once.
+    history=False leaves the per-epoch history unread (predict, inspect do not need it);
+    with True, metadata["history"] holds it as lists per column.
+    """
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"{path}: no such model file (train one with: logreg train DATA -m {path})")
     if path.is_dir():
         raise ModelFileError(f"{path}: is a folder, not a model file")
     try:
-        arrays, names = read_arrays(path, REQUIRED_KEYS)
+        with NpzFile(path) as npz:
+            arrays, names = _read_model_arrays(npz, history), npz.names
+    except _Refused as error:
+        raise ModelFileError(f"{path}: {error}") from None
     except ModelFileError as error:
         raise ModelFileError(f"{path}: not a readable model file ({error})") from None
     try:
         return _model_from_arrays(arrays, names)
-    except ModelFileError as error:
+    except ModelFileError as error:  # the arrays read: any check names its cause after path
         raise ModelFileError(f"{path}: {error}") from None
+
+
+def _read_model_arrays(npz, with_history):
+    """The model's arrays, each read only after every header was checked (_check_headers)."""
+    names = npz.names
+    if "X" in names and "weights" not in names:
+        raise _Refused("is a feature file (from logreg flatten), not a model")
+    missing = [key for key in REQUIRED_KEYS if key not in names]
+    if missing:
+        raise _Refused(f"not a logreg model (missing {', '.join(missing)})")
+    headers = {key: npz.header(key) for key in REQUIRED_KEYS}
+    small = {}
+    for key in ("format_version", "size"):
+        if headers[key].n_bytes > SMALL_MEMBER_BYTES:
+            raise _Refused(f"{key} has shape {headers[key].shape}, which no model has")
+        small[key] = npz.read(key)
+    _check_headers(headers, small)
+    arrays = {key: small.get(key) if key in small else npz.read(key) for key in REQUIRED_KEYS}
+    if with_history and HISTORY_KEY in names:
+        arrays[HISTORY_KEY] = npz.read(HISTORY_KEY)
+    return arrays
+
+
+def _check_headers(headers, small):
+    """Refuse from the headers alone any member whose dtype or shape disagrees with the
+    model that format_version, size and the number of classes describe."""
+    _check_version(small["format_version"])
+    size = _checked_size(small["size"])
+    n = int(size[0]) * int(size[1]) * 3
+    k = _expect(headers, "classes", kinds="U", ndim=1).shape[0]
+    c = core.n_outputs(max(k, 2))
+    _expect(headers, "weights", kinds="f", shape=(n, c))
+    _expect(headers, "bias", kinds="f", shape=(c,))
+    for key in ("feature_mean", "feature_scale"):
+        if _expect(headers, key, kinds="f", ndim=1).shape not in ((0,), (n,)):
+            raise _Refused(f"feature_mean and feature_scale must have {n} values")
+    if headers["metadata"].shape != () or headers["metadata"].dtype.kind != "U":
+        raise _Refused("metadata is not a JSON string")
+
+
+def _check_version(version):
+    if version.shape != () or version.dtype.kind not in "iu":
+        raise _Refused("format_version is not an integer")
+    if int(version) != FORMAT_VERSION:
+        raise _Refused(
+            f"model format version {int(version)}, this logreg reads version {FORMAT_VERSION}"
+        )
+
+
+def _checked_size(size):
+    _expect({"size": size}, "size", kinds="iu", ndim=1)
+    if size.shape != (2,) or (size < 1).any():
+        raise _Refused(f"size must be two positive integers, got {size.tolist()}")
+    return size
 
 
 def _model_from_arrays(arrays, names=()):
     if "X" in names and "weights" not in names:
-        raise ModelFileError("is a feature file (from logreg flatten), not a model")
+        raise _Refused("is a feature file (from logreg flatten), not a model")
     missing = [key for key in REQUIRED_KEYS if key not in arrays]
     if missing:
-        raise ModelFileError(f"not a logreg model (missing {', '.join(missing)})")
-    version = arrays["format_version"]
-    if version.shape != () or version.dtype.kind not in "iu":
-        raise ModelFileError("format_version is not an integer")
-    if int(version) != FORMAT_VERSION:
-        raise ModelFileError(
-            f"model format version {int(version)}, this logreg reads version {FORMAT_VERSION}"
-        )
+        raise _Refused(f"not a logreg model (missing {', '.join(missing)})")
+    _check_version(arrays["format_version"])
     classes = _text_array(_expect(arrays, "classes", kinds="U", ndim=1), "classes")
     check_class_names(classes.tolist())
     k = len(classes)
     if k < 2 or len(set(classes.tolist())) != k:
-        raise ModelFileError(f"classes must be at least two distinct names, got {classes.tolist()}")
-    size = _expect(arrays, "size", kinds="iu", ndim=1)
-    if size.shape != (2,) or (size < 1).any():
-        raise ModelFileError(f"size must be two positive integers, got {size.tolist()}")
-    height, width = (int(v) for v in size)
+        raise _Refused(f"classes must be at least two distinct names, got {classes.tolist()}")
+    height, width = (int(v) for v in _checked_size(arrays["size"]))
     n, c = height * width * 3, core.n_outputs(k)
     weights = _expect(arrays, "weights", kinds="f", shape=(n, c))
     bias = _expect(arrays, "bias", kinds="f", shape=(c,))
     if not (np.isfinite(weights).all() and np.isfinite(bias).all()):
-        raise ModelFileError("weights or bias hold NaN or infinity")
+        raise _Refused("weights or bias hold NaN or infinity")
     mean = _expect(arrays, "feature_mean", kinds="f", ndim=1)
     scale = _expect(arrays, "feature_scale", kinds="f", ndim=1)
     if mean.size or scale.size:
         if mean.shape != (n,) or scale.shape != (n,):
-            raise ModelFileError(f"feature_mean and feature_scale must have {n} values")
+            raise _Refused(f"feature_mean and feature_scale must have {n} values")
         if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
-            raise ModelFileError("feature_mean or feature_scale hold invalid values")
+            raise _Refused("feature_mean or feature_scale hold invalid values")
+    metadata = _metadata(arrays["metadata"])
+    if arrays.get(HISTORY_KEY) is not None:  # back to the lists training made; save redoes the rest
+        metadata["history"] = _history_lists(arrays[HISTORY_KEY], metadata)
+        metadata.pop("history_summary", None)
+    metadata.pop("history_columns", None)
     return Model(
         weights=weights.astype(np.float32),
         bias=bias.astype(np.float32),
@@ -155,7 +279,7 @@ def _model_from_arrays(arrays, names=()):
         size=(width, height),
         feature_mean=mean.astype(np.float32) if mean.size else None,
         feature_scale=scale.astype(np.float32) if scale.size else None,
-        metadata=_metadata(arrays["metadata"]),
+        metadata=metadata,
     )
 
 
@@ -170,14 +294,29 @@ def check_class_names(classes):
                                  "surrogate); retrain with readable class names")
 
 
+def _history_lists(table, metadata):
+    """The history member (epochs x columns) -> {column: list}, NaN as None, epochs as ints."""
+    columns = metadata.get("history_columns")
+    if not (isinstance(columns, list) and all(isinstance(name, str) for name in columns)):
+        raise _Refused("metadata 'history_columns' is not a list of names")
+    if table.dtype.kind != "f" or table.ndim != 2 or table.shape[1] != len(columns):
+        raise _Refused(f"history has dtype {table.dtype} and shape {table.shape}, expected "
+                       f"float with {len(columns)} columns")
+    history = {}
+    for name, column in zip(columns, table.T.astype(np.float64)):
+        values = [None if v != v else v for v in column.tolist()]
+        history[name] = [int(v) for v in values] if name == "epoch" else values
+    return history
+
+
 def _expect(arrays, key, kinds, ndim=None, shape=None):
     value = arrays[key]
     if value.dtype.kind not in kinds:
-        raise ModelFileError(f"{key} has dtype {value.dtype}, expected {kinds!r} kind")
+        raise _Refused(f"{key} has dtype {value.dtype}, expected {kinds!r} kind")
     if shape is not None and value.shape != shape:
-        raise ModelFileError(f"{key} has shape {value.shape}, expected {shape}")
+        raise _Refused(f"{key} has shape {value.shape}, expected {shape}")
     if ndim is not None and value.ndim != ndim:
-        raise ModelFileError(f"{key} has {value.ndim} dimensions, expected {ndim}")
+        raise _Refused(f"{key} has {value.ndim} dimensions, expected {ndim}")
     return value
 
 
@@ -187,20 +326,20 @@ def _text_array(value, key):
     if value.dtype.itemsize:
         codes = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("=")).reshape(-1)
         if (codes.view(np.uint32) > MAX_CODE_POINT).any():
-            raise ModelFileError(f"{key} holds characters that are not Unicode")
+            raise _Refused(f"{key} holds characters that are not Unicode")
     return value
 
 
 def _metadata(value):
     if value.shape != () or value.dtype.kind != "U":
-        raise ModelFileError("metadata is not a JSON string")
+        raise _Refused("metadata is not a JSON string")
     _text_array(value, "metadata")
     try:
         metadata = json.loads(str(value))
     except (ValueError, RecursionError):
-        raise ModelFileError("metadata is not valid JSON") from None
+        raise _Refused("metadata is not valid JSON") from None
     if not isinstance(metadata, dict):
-        raise ModelFileError("metadata is not a JSON object")
+        raise _Refused("metadata is not a JSON object")
     _check_metadata(metadata)
     return metadata
 
@@ -209,14 +348,27 @@ def _check_metadata(metadata):
     """The parts of the metadata that inspect reads must have the types train writes."""
     for key in ("options", "data"):
         if not isinstance(metadata.get(key, {}), dict):
-            raise ModelFileError(f"metadata {key!r} is not a JSON object")
+            raise _Refused(f"metadata {key!r} is not a JSON object")
     history = metadata.get("history", {})
     if not isinstance(history, dict):
-        raise ModelFileError("metadata 'history' is not a JSON object")
+        raise _Refused("metadata 'history' is not a JSON object")
     for key in HISTORY_NUMBER_LISTS:
         values = history.get(key, [])
         if not (isinstance(values, list) and all(_is_number_or_null(v) for v in values)):
-            raise ModelFileError(f"metadata history {key!r} is not a list of numbers")
+            raise _Refused(f"metadata history {key!r} is not a list of numbers")
+    _check_history_summary(metadata)
+
+
+def _check_history_summary(metadata):
+    """metadata "history_summary", shown by inspect: numbers, or {"value", "epoch"} pairs."""
+    summary = metadata.get("history_summary", {})
+    if not isinstance(summary, dict):
+        raise _Refused("metadata 'history_summary' is not a JSON object")
+    for key, value in summary.items():
+        pair = isinstance(value, dict) and set(value) == {"value", "epoch"}
+        if not (_is_number_or_null(value) or (pair and all(map(_is_number_or_null,
+                                                               value.values())))):
+            raise _Refused(f"metadata history_summary {key!r} is not a number")
 
 
 def _is_number_or_null(value):

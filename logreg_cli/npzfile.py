@@ -5,12 +5,21 @@ np.load(allow_pickle=False) already refuses pickles, but on a damaged or hostile
 can raise tokenize.TokenError, SyntaxError, AttributeError (a member that is not an array
 comes back as bytes) or MemoryError (a header claiming a terabyte), and it allocates what a
 header claims before reading anything. This reader checks each member first.
+
+The file is opened once (NpzFile): every header, array and memory map comes from that one
+open file, so a writer renaming a new version over the path while we read cannot mix two
+versions. The zip directory and each member's .npy header can be read without reading any
+array, so callers check every claim (names, shapes, sizes) before anything large is read.
 """
 
 import math
+import os
 import tokenize
 import zipfile
 import zlib
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,21 +28,36 @@ from .errors import ModelFileError
 ZIP_MAGIC = b"PK\x03\x04"
 # Deflate expands at most about 1032 to 1: a member claiming more is lying about its size.
 MAX_DEFLATE_RATIO = 1032
+ZIP_LOCAL_HEADER_SIZE = 30  # the fixed part of a zip local file header
+# logreg writes stored (uncompressed) members, which cost no more memory than the file's own
+# bytes; compressed ones (np.savez_compressed) may expand to this much in all, per file.
+MAX_INFLATED_BYTES = 64 * 2**20
 
 
-def read_arrays(path, keys):
-    """(arrays, names): the arrays of the .npz at path whose names (without .npy) are in
-    keys, and the names of all its members.
+@dataclass(frozen=True)
+class ArrayHeader:
+    """What a member's .npy header claims: shape, dtype, order and the data's byte count."""
 
-    Raises ModelFileError whose message is the cause only (the caller names the file).
-    """
+    shape: tuple
+    dtype: np.dtype
+    fortran_order: bool
+    n_bytes: int
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+
+@contextmanager
+def reading():
+    """Turn the exceptions a damaged archive raises into ModelFileError(cause only)."""
     try:
-        return _read_arrays(path, keys)
+        yield
     except MemoryError:
         raise ModelFileError("too large for memory") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-            RuntimeError) as error:  # the last two: a compression or encryption zipfile lacks
-        raise ModelFileError(_reason(error)) from None
+            RuntimeError, KeyError) as error:  # NotImplementedError, RuntimeError: a
+        raise ModelFileError(_reason(error)) from None  # compression or encryption zipfile lacks
 
 
 def _reason(error):
@@ -44,27 +68,82 @@ def _reason(error):
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
-def _read_arrays(path, keys):
-    with open(path, "rb") as file:
-        if file.read(4) != ZIP_MAGIC:
+class NpzFile:
+    """One open .npz archive. Use as a context manager; ModelFileError carries the cause
+    only (the caller names the file).
+
+    names: the member names without .npy. header(name) reads only the .npy header;
+    read(name) the whole array; memmap(name) maps a stored (uncompressed) member from the
+    same open file.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self._file = None
+        with reading():
+            self._file = open(path, "rb")
+            try:
+                self._open_archive()
+            except BaseException:
+                self._file.close()
+                raise
+
+    def _open_archive(self):
+        if self._file.read(4) != ZIP_MAGIC:
             raise ModelFileError("not an .npz archive")
-        file.seek(0, 2)
-        file_size = file.tell()
-    arrays, names = {}, set()
-    with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-            names.add(name)
-            if name in keys:
-                arrays[name] = _read_member(archive, info, file_size)
-    return arrays, names
+        self.file_size = os.fstat(self._file.fileno()).st_size
+        self._file.seek(0)
+        self._archive = zipfile.ZipFile(self._file)
+        infos = self._archive.infolist()
+        repeated = [name for name, count in Counter(i.filename for i in infos).items() if count > 1]
+        if repeated:
+            raise ModelFileError(f"{repeated[0]} is listed more than once in the archive")
+        self._infos = {_array_name(info.filename): info for info in infos}
+        self._check_extents(infos)
+        self._headers = {}
+        self._inflated = 0  # bytes of compressed members read so far
 
+    def _check_extents(self, infos):
+        """Each member must fit, without overlap, between its local header and the next
+        member (or the zip directory): no member may claim bytes the file does not hold."""
+        ordered = sorted(infos, key=lambda info: info.header_offset)
+        ends = [info.header_offset for info in ordered[1:]]
+        ends.append(min(getattr(self._archive, "start_dir", self.file_size), self.file_size))
+        for info, end in zip(ordered, ends):
+            start = info.header_offset + ZIP_LOCAL_HEADER_SIZE + len(info.orig_filename)
+            if start + info.compress_size > end or info.compress_size > self.file_size:
+                raise ModelFileError(f"{info.filename} claims more bytes than the file holds")
+            stored = info.compress_type == zipfile.ZIP_STORED
+            if (info.file_size > MAX_DEFLATE_RATIO * max(info.compress_size, 1)
+                    or (stored and info.file_size != info.compress_size)):
+                raise ModelFileError(f"{info.filename} claims more bytes than the file holds")
 
-def _read_member(archive, info, file_size):
-    """One .npy member -> array, checking its claims before allocating anything."""
-    if info.compress_size > file_size or info.file_size > MAX_DEFLATE_RATIO * info.compress_size:
-        raise ModelFileError(f"{info.filename} claims more bytes than the file holds")
-    with archive.open(info) as member:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+
+    @property
+    def names(self):
+        return set(self._infos)
+
+    def is_stored(self, name):
+        return self._infos[name].compress_type == zipfile.ZIP_STORED
+
+    def header(self, name):
+        """ArrayHeader of member name, reading (decompressing) only its first bytes."""
+        if name not in self._headers:
+            with reading(), self._archive.open(self._infos[name]) as member:
+                self._headers[name] = self._read_header(member, name)[0]
+        return self._headers[name]
+
+    def _read_header(self, member, name):
+        info = self._infos[name]
         try:
             version = np.lib.format.read_magic(member)
         except ValueError:
@@ -75,12 +154,75 @@ def _read_member(archive, info, file_size):
         n_bytes = math.prod(shape) * dtype.itemsize
         if n_bytes > info.file_size:
             raise ModelFileError(f"{info.filename} declares shape {shape}, more than it holds")
-        data = _read_exactly(member, n_bytes)
-    if data is None:
-        raise ModelFileError(f"{info.filename} is truncated")
-    if not n_bytes:
-        return np.zeros(shape, dtype=dtype)
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+        return ArrayHeader(tuple(shape), dtype, fortran_order, n_bytes), member.tell()
+
+    def read(self, name):
+        """The whole array of member name (the header is checked before any allocation)."""
+        info = self._infos[name]
+        with reading(), self._archive.open(info) as member:
+            header, _ = self._read_header(member, name)
+            self._headers[name] = header
+            self._count_inflated(info, header.n_bytes)
+            data = _read_exactly(member, header.n_bytes)
+        if data is None:
+            raise ModelFileError(f"{info.filename} is truncated")
+        if not header.n_bytes:
+            return np.zeros(header.shape, dtype=header.dtype)
+        order = "F" if header.fortran_order else "C"
+        return np.frombuffer(data, dtype=header.dtype).reshape(header.shape, order=order)
+
+    def _count_inflated(self, info, n_bytes):
+        """Refuse, before decompressing, compressed members beyond MAX_INFLATED_BYTES in all."""
+        if info.compress_type == zipfile.ZIP_STORED:
+            return
+        self._inflated += n_bytes
+        if self._inflated > MAX_INFLATED_BYTES:
+            raise ModelFileError(
+                f"{info.filename} is compressed and would expand to {n_bytes / 2**20:.0f} MB; "
+                f"logreg expands at most {MAX_INFLATED_BYTES // 2**20} MB of compressed "
+                "arrays per file (it writes them uncompressed)")
+
+    def data_offset(self, name):
+        """(byte offset of the array data in the file, ArrayHeader) of a stored member."""
+        info = self._infos[name]
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise ModelFileError(f"{info.filename} is compressed")
+        with reading():
+            self._file.seek(info.header_offset)
+            local = self._file.read(ZIP_LOCAL_HEADER_SIZE)
+            if len(local) != ZIP_LOCAL_HEADER_SIZE or local[:4] != ZIP_MAGIC:
+                raise ModelFileError(f"damaged zip archive (no local header for {info.filename})")
+            name_length = int.from_bytes(local[26:28], "little")
+            extra_length = int.from_bytes(local[28:30], "little")
+            member_start = info.header_offset + ZIP_LOCAL_HEADER_SIZE + name_length + extra_length
+            with self._archive.open(info) as member:
+                header, header_length = self._read_header(member, name)
+        self._headers[name] = header
+        if header_length + header.n_bytes != info.file_size:
+            raise ModelFileError(f"{info.filename} is {info.file_size} bytes, not the "
+                                 f"{' x '.join(map(str, header.shape))} it claims")
+        data_start = member_start + header_length
+        if data_start + header.n_bytes > self.file_size:
+            raise ModelFileError(f"{info.filename} claims more bytes than the file holds")
+        return data_start, header
+
+    def memmap(self, name):
+        """A read-only np.memmap of a stored member, mapped from this open file."""
+        data_start, header = self.data_offset(name)
+        if not header.n_bytes:
+            return np.zeros(header.shape, dtype=header.dtype)  # mmap cannot map zero bytes
+        order = "F" if header.fortran_order else "C"
+        with reading():
+            return np.memmap(self._file, dtype=header.dtype, mode="r", offset=data_start,
+                             shape=header.shape, order=order)
+
+    def fileno_copy(self):
+        """A new file object on the same open file (it stays valid after close())."""
+        return os.fdopen(os.dup(self._file.fileno()), "rb")
+
+
+def _array_name(filename):
+    return filename[:-4] if filename.endswith(".npy") else filename
 
 
 def _read_exactly(member, n_bytes):

@@ -92,11 +92,11 @@ class FileRows:
     dtype = np.dtype(np.uint8)
     ndim = 2
 
-    def __init__(self, path, offset, shape):
+    def __init__(self, path, offset, shape, file=None):
         self.path = Path(path)
         self.offset = offset
         self.shape = tuple(shape)
-        self._file = open(path, "rb")
+        self._file = open(path, "rb") if file is None else file  # file: already open on path
         weakref.finalize(self, self._file.close)
 
     def __len__(self):
@@ -149,12 +149,15 @@ class FeatureFile:
 def open_feature_file(path):
     """Open a feature file: labels, classes, paths and size are read and checked (by
     dataset.load_features), X is left on disk and read through FileRows."""
-    from .dataset import load_features, locate_feature_matrix
+    from .dataset import feature_matrix_offset, load_features
 
-    data = load_features(path)
-    offset, shape = locate_feature_matrix(path)
-    return FeatureFile(Path(path), FileRows(path, offset, shape), data.y, data.classes,
-                       data.paths, data.size, data.metadata)
+    def open_rows(npz):  # on the file load_features opened: labels and rows stay together
+        offset, shape = feature_matrix_offset(npz, npz.path)
+        return FileRows(path, offset, shape, file=npz.fileno_copy())
+
+    data = load_features(path, open_x=open_rows)
+    return FeatureFile(Path(path), data.X, data.y, data.classes, data.paths, data.size,
+                       data.metadata)
 
 
 def available_memory():
@@ -281,7 +284,7 @@ def load_init(path, size, options):
     """The --init model, checked against --size and --standardize."""
     from .model import load_model, size_text
 
-    model = load_model(path)
+    model = load_model(path, history=False)
     if size is not None and tuple(size) != tuple(model.size):
         raise DataError(f"--init model {path} was trained at --size {size_text(model.size)}, "
                         f"not {size_text(size)}")

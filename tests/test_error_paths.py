@@ -16,6 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from logreg_cli.cli import cli
+from feature_files import write_feature_file_claiming_rows
+from test_files_hostile import raw_zip, stored_entries
 from tiny_models import logreg_command, subprocess_env, train_model, write_class_folders
 
 
@@ -176,6 +178,66 @@ CASES = {
     "check-against-missing": Case(["check", "{data}", "--against", "{nowhere}"], 2,
                                   ["{nowhere}"]),
     "check-unknown-format": Case(["check", "{data}", "--format", "xml"], 2, ["--format"]),
+    # ------------------------------------------------------------ files (issue 11)
+    "train-feature-file-claims-more-rows": Case(
+        ["train", "{short_features}", "-m", "{out}"], 2,
+        ["{short_features}", "X.npy claims more bytes than the file holds"]),
+    "train-val-feature-file-claims-more-rows": Case(
+        ["train", "{data}", "-m", "{out}", "--size", "8x8", "--val", "{short_features_x_last}"],
+        2, ["{short_features_x_last}", "X.npy claims more bytes than the file holds"]),
+    "evaluate-feature-file-claims-more-rows": Case(
+        ["evaluate", "{short_features_x_last}", "-m", "{model}"], 2,
+        ["{short_features_x_last}", "X.npy claims more bytes than the file holds"]),
+    "predict-feature-file-claims-more-rows": Case(
+        ["predict", "{short_features}", "-m", "{model}"], 1,
+        ["{short_features}", "X.npy claims more bytes than the file holds"]),
+    "train-model-empty-path": Case(["train", "{data}", "-m", ""], 2, ["--model", "empty"]),
+    "train-history-empty-path": Case(["train", "{data}", "-m", "{out}", "--history", ""], 2,
+                                     ["--history", "empty"]),
+    "train-plot-empty-path": Case(["train", "{data}", "-m", "{out}", "--plot", ""], 2,
+                                  ["--plot", "empty"]),
+    "flatten-output-empty-path": Case(["flatten", "{data}", "-o", ""], 2, ["--output", "empty"]),
+    "inspect-weights-png-empty-path": Case(["inspect", "{model}", "--weights-png", ""], 2,
+                                           ["--weights-png", "empty"]),
+    "explain-output-empty-path": Case(["explain", IMG, "-m", "{model}", "-o", ""], 2,
+                                      ["--output", "empty"]),
+    "train-model-is-the-data": Case(["train", "{features8}", "-m", "{features8}"], 2,
+                                    ["{features8}", "--model would replace the DATA"]),
+    "train-history-is-the-data": Case(["train", "{features8}", "-m", "{out}", "--history",
+                                       "{features8}"], 2,
+                                      ["{features8}", "--history would replace the DATA"]),
+    "train-model-is-the-val-data": Case(["train", "{data}", "--size", "8x8", "--val",
+                                         "{features8}", "-m", "{features8}"], 2,
+                                        ["{features8}", "--model would replace the --val"]),
+    "train-model-is-the-init-model": Case(["train", "{data}", "--init", "{model}", "-m",
+                                           "{model}"], 2,
+                                          ["{model}", "--model would replace the --init"]),
+    "train-plot-is-an-image-of-the-data": Case(["train", "{data}", "-m", "{out}", "--plot", IMG],
+                                               2, [IMG, "a file of the DATA folder"]),
+    "predict-model-member-listed-twice": Case(["predict", IMG, "-m", "{model_twice}"], 2,
+                                              ["{model_twice}", "weights.npy is listed more "
+                                               "than once"]),
+    "train-init-model-member-listed-twice": Case(
+        ["train", "{data}", "-m", "{out}", "--init", "{model_twice}"], 2,
+        ["{model_twice}", "weights.npy is listed more than once"]),
+    "train-compare-lr-model-is-the-data": Case(
+        ["train", "{rate_named}", "--compare-lr", "0.1", "-m", "{workspace}/f.npz"], 2,
+        ["{rate_named}", "--compare-lr 0.1 would replace the DATA"]),
+    "train-model-and-history-one-file": Case(["train", "{data}", "-m", "{out}", "--history",
+                                              "{out}"], 2,
+                                             ["{out}", "both --model and --history"]),
+    "train-history-and-plot-one-file": Case(["train", "{data}", "-m", "{out}", "--history",
+                                             "{workspace}/h.csv", "--plot",
+                                             "{workspace}/./h.csv"], 2,
+                                            ["both --history and --plot"]),
+    "flatten-output-is-the-labels-file": Case(["flatten", "{labels}", "-o", "{labels}"], 2,
+                                              ["{labels}", "--output would replace the DATA"]),
+    "inspect-weights-png-is-the-model": Case(["inspect", "{model}", "--weights-png", "{model}"],
+                                             2, ["{model}", "--weights-png would replace"]),
+    "explain-output-is-the-image": Case(["explain", IMG, "-m", "{model}", "-o", IMG], 2,
+                                        [IMG, "--output would replace the IMAGE"]),
+    "explain-output-is-the-model": Case(["explain", IMG, "-m", "{model}", "-o", "{model}"], 2,
+                                        ["{model}", "--output would replace the --model"]),
     # ------------------------------------------------------------ the group
     "unknown-command": Case(["learn", "{data}"], 2, ["learn"]),
     "unknown-global-option": Case(["--colour"], 2, ["--colour"]),
@@ -213,6 +275,22 @@ def workspace(tmp_path_factory):
     np.savez(places["empty_features"], X=np.zeros((0, 192), np.uint8), y=np.zeros(0, np.int64),
              classes=np.array(["blue", "red"]), paths=np.zeros(0, dtype="<U1"),
              size=np.array([8, 8]), metadata=np.array("{}"))
+    places["workspace"] = root
+    places["features8"] = root / "features8.npz"
+    result = CliRunner().invoke(cli, ["flatten", str(places["data"]), "-o",
+                                      str(places["features8"]), "--size", "8x8", "-q"])
+    assert result.exit_code == 0, result.stderr
+    entries = stored_entries(places["model"])
+    weights = [i for i, entry in enumerate(entries) if entry[0] == "weights.npy"]
+    places["model_twice"] = root / "twice.npz"
+    places["model_twice"].write_bytes(raw_zip(entries, listed=[*range(len(entries)), *weights]))
+    places["rate_named"] = root / "f.lr0.1.npz"
+    places["rate_named"].write_bytes(places["features8"].read_bytes())
+    places["labels"] = root / "labels.csv"
+    places["labels"].write_text("path,label\ndata/blue/000.png,blue\ndata/red/000.png,red\n")
+    places["short_features"] = write_feature_file_claiming_rows(root / "short.npz", 40, 1000)
+    places["short_features_x_last"] = write_feature_file_claiming_rows(
+        root / "short_x_last.npz", 40, 1000, x_last=True)
     return places
 
 

@@ -185,7 +185,9 @@ METADATA_TEXTS = st.one_of(
     st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
                  lambda inner: st.lists(inner, max_size=3)
                  | st.dictionaries(st.sampled_from(["options", "data", "history", "cost",
-                                                    "epoch", "lr", "val_cost", "x"]),
+                                                    "epoch", "lr", "val_cost", "x",
+                                                    "history_columns", "history_summary",
+                                                    "best_cost", "value"]),
                                    inner, max_size=4),
                  max_leaves=12).map(json.dumps),
 )
@@ -213,6 +215,7 @@ def structured_models(draw):
                 "weights": st.sampled_from([(36, 1), (36, 2), (36,), (12, 1), (0, 1)]).flatmap(
                     lambda shape: hnp.arrays(np.float32, shape)),
                 "bias": hnp.arrays(np.float32, st.sampled_from([(1,), (2,), ()])),
+                "history": hnp.arrays(np.float64, st.sampled_from([(2, 3), (0, 3), (2,), (3, 2)])),
                 "feature_mean": hnp.arrays(np.float32, st.sampled_from([(0,), (36,), (5,)])),
                 "feature_scale": hnp.arrays(np.float32, st.sampled_from([(0,), (36,), (5,)])),
             }[key])

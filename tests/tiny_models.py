@@ -5,6 +5,7 @@ noise, so a few epochs learn it and the probabilities still vary from image to i
 """
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,3 +67,25 @@ class CreatesFileWhenUnpickled:
 
     def __reduce__(self):
         return (Path.touch, (Path(self.marker),))
+
+
+# Runs a command and reports its peak RSS (KB) and wall time on stderr's last line. The
+# command is started from this small process, not from pytest: Linux carries a parent's
+# peak RSS over fork and exec into the child's ru_maxrss, which would hide the command's own.
+MEASURING_PARENT = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+done = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL)
+seconds = time.perf_counter() - start
+sys.stderr.write(f"\\n{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss} {seconds:.3f}\\n")
+sys.exit(done.returncode)
+"""
+
+
+def run_measured(*args, timeout=300):
+    """(exit code, stderr lines, peak RSS in MB, seconds) of `logreg args` in a process."""
+    done = subprocess.run([sys.executable, "-c", MEASURING_PARENT, *logreg_command(*args)],
+                          capture_output=True, env=subprocess_env(), timeout=timeout)
+    *lines, figures = done.stderr.decode().splitlines()
+    peak_kb, seconds = figures.split()
+    return done.returncode, [line for line in lines if line], int(peak_kb) / 1024, float(seconds)
