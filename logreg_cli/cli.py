@@ -518,7 +518,7 @@ def evaluate(data, model_path, output_format, misclassified, jobs, strict, quiet
     if not len(dataset.y):
         raise LogregError(f"{data}: holds 0 images, nothing to evaluate")
     check_features(model, dataset.X.shape[1], source=data)
-    result = report(dataset.y, model.predict_proba(dataset.X), model.classes,
+    result = report(dataset.y, model.scores(dataset.X), model.classes,
                     paths=dataset.paths, misclassified=misclassified)
     if output_format == "json":
         click.echo(json.dumps(result, indent=2))

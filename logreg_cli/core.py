@@ -44,10 +44,13 @@ def log_softmax(Z):
 
 
 def probabilities(Z):
-    """m x c scores -> m x k class probabilities (k = 2 when c = 1)."""
+    """m x c scores -> m x k class probabilities (k = 2 when c = 1).
+
+    The negative class of one sigmoid gets sigmoid(-z), not 1 - sigmoid(z): past z = 37,
+    1 - sigmoid(z) rounds to 0 in float64 while sigmoid(-z) keeps its value (4e-18 at 40).
+    """
     if Z.shape[1] == 1:
-        a = sigmoid(Z[:, 0])
-        return np.column_stack([1.0 - a, a])
+        return np.column_stack([sigmoid(-Z[:, 0]), sigmoid(Z[:, 0])])
     return softmax(Z)
 
 
@@ -58,29 +61,64 @@ def targets(y, c):
     return y
 
 
+def label_signs(y):
+    """+1. for label 0 and -1. for label 1 (m float64): the sign that turns a binary
+    cross-entropy into softplus(sign * z)."""
+    return 1.0 - 2.0 * targets(y, 1)
+
+
+def binary_losses(z, signs):
+    """Cross-entropy of one sigmoid's scores z (float64, any shape whose last axis is the
+    m images) for labels given as label_signs: softplus(-z) for label 1, softplus(z) for 0.
+
+    Each term is >= 0 and exact for any z. The textbook softplus(z) - y z subtracts two
+    numbers of size |z|, which leaves only rounding noise (even a negative cost) once |z|
+    is past 2^53 / m.
+    """
+    return np.logaddexp(0.0, signs * z)
+
+
+def example_losses(Z, y):
+    """Per-image cross-entropy (m float64) of scores Z (m x c float64) for labels y (m ints).
+
+    The one formula of the cost (training), the log-loss (evaluate) and the validation
+    cost: one sigmoid: binary_losses; softmax: logsumexp(Z) - Z[y]. Both are computed
+    from Z, never as the log of a probability, so a confident mistake costs about |z|.
+    """
+    if Z.shape[1] == 1:
+        return binary_losses(Z[:, 0], label_signs(y))
+    return softmax_losses(log_softmax(Z), y)
+
+
+def softmax_losses(log_p, y):
+    """-log p of each image's label (m) from row-wise log-probabilities log_p (m x k)."""
+    return -log_p[np.arange(log_p.shape[0]), y]
+
+
+def log_loss(Z, y):
+    """Mean cross-entropy of scores Z (m x c) for labels y (m ints): example_losses' mean."""
+    return float(np.mean(example_losses(Z, y))) if len(y) else 0.0
+
+
 def cost_and_delta(Z, y, sample_weight=None):
     """Mean cross-entropy of scores Z (m x c, float64) for labels y, and dJ/dZ * m.
 
-    Computed from Z itself: binary loss = logaddexp(0, z) - y z, softmax loss =
-    logsumexp(Z) - Z[y], so a confident mistake costs |z| instead of log(0).
-    Returns (cost, dZ) where dZ = A - Y (m x c), weighted per image if sample_weight.
+    Per image the loss is that of example_losses. Returns (cost, dZ) where dZ = A - Y
+    (m x c), weighted per image if sample_weight.
     """
     m = Z.shape[0]
     if Z.shape[1] == 1:
-        z = Z[:, 0]
-        target = targets(y, 1)
-        softplus = np.logaddexp(0.0, z)  # -log(1 - a), exact for any z
-        # a = exp(log a) = exp(z - softplus(z)): the exponent is <= 0, so it never overflows
-        dZ = (np.exp(z - softplus) - target)[:, None]
-        if sample_weight is None:  # the common case, in one dot product
-            return float(softplus.sum() - target @ z) / m, dZ
-        losses = softplus - target * z
+        signs = label_signs(y)
+        signed_z = signs * Z[:, 0]
+        losses = binary_losses(Z[:, 0], signs)
+        # a - y = signs * sigmoid(signed_z) = signs * exp(signed_z - softplus(signed_z)):
+        # the exponent is <= 0, so it never overflows, and it is exact for either label
+        dZ = (signs * np.exp(signed_z - losses))[:, None]
     else:
         log_p = log_softmax(Z)
-        rows = np.arange(m)
-        losses = -log_p[rows, y]
+        losses = softmax_losses(log_p, y)
         dZ = np.exp(log_p)
-        dZ[rows, y] -= 1.0
+        dZ[np.arange(m), y] -= 1.0
     if sample_weight is not None:
         losses = losses * sample_weight
         dZ *= sample_weight[:, None]
@@ -525,6 +563,7 @@ def _binary_gram_descent(X, y, W0, b0, config, sample_weight, record, validation
     offset = 0.5 * ((X @ W0.astype(np.float32)).astype(np.float64)[:, 0] + b0[0])
     has_offset = bool(offset.any())
     target = targets(y, 1)
+    signs = label_signs(target)
     half_minus_target = 0.5 - target
     block = max(1, min(256, (2 << 20) // (8 * m)))  # epochs per block: a few MB of z kept
     half_z, alphas = np.empty((block, m)), np.empty((block, m))
@@ -548,7 +587,7 @@ def _binary_gram_descent(X, y, W0, b0, config, sample_weight, record, validation
             delta *= lr / m
             alpha -= delta
         Z = 2.0 * half_z[: len(lrs)]
-        costs = (np.logaddexp(0.0, Z).sum(axis=1) - Z @ target) / m
+        costs = binary_losses(Z, signs).sum(axis=1) / m
         for i, (lr, cost) in enumerate(zip(lrs, costs.tolist())):
             if record(epoch + i, lr, cost):
                 return fitted(alphas[i])

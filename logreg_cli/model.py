@@ -55,14 +55,18 @@ class Model:
         return core.scale_pixels(X_uint8, self.feature_mean, self.feature_scale)
 
     def predict_proba(self, X_uint8):
-        """m x k class probabilities of uint8 pixel rows, scaled in blocks to bound memory."""
+        """m x k class probabilities of uint8 pixel rows (core.probabilities of scores)."""
+        return core.probabilities(self.scores(X_uint8))
+
+    def scores(self, X_uint8):
+        """m x c float64 scores X W + b of uint8 pixel rows, scaled in blocks to bound memory."""
         check_features(self, X_uint8.shape[1])
         blocks = [
-            core.predict_proba(self.features(X_uint8[start : start + PREDICT_BLOCK_ROWS]),
-                               self.weights, self.bias)
+            core.scores(self.features(X_uint8[start : start + PREDICT_BLOCK_ROWS]),
+                        self.weights, self.bias)
             for start in range(0, X_uint8.shape[0], PREDICT_BLOCK_ROWS)
         ]
-        return np.concatenate(blocks) if blocks else np.zeros((0, len(self.classes)))
+        return np.concatenate(blocks) if blocks else np.zeros((0, self.weights.shape[1]))
 
 
 def size_text(size):
