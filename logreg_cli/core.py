@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import LogregError, TrainingDiverged
+from .errors import LogregError, ModelFileError, TrainingDiverged
 
 SCHEDULES = ("none", "inverse", "exponential", "sqrt", "linear")
 DEFAULT_DECAY_RATE = {"none": 1.0, "inverse": 1.0, "exponential": 0.95, "sqrt": 1.0, "linear": 1.0}
@@ -128,6 +128,59 @@ def cost_and_delta(Z, y, sample_weight=None):
 def predicted_classes(Z):
     """Class index per row of scores Z (m x c): z > 0 for one sigmoid, argmax for softmax."""
     return (Z[:, 0] > 0).astype(np.int64) if Z.shape[1] == 1 else Z.argmax(axis=1)
+
+
+# ---------------------------------------------------------------- scores a float32 model can hold
+
+# A model is usable when no image can get a score beyond this: half of float32's range, which
+# leaves room for the rounding of a float32 sum of n terms. Past it, a float64 iterate is
+# "not finite" for us even when float64 still holds it, because the model is saved in float32.
+SCORE_LIMIT = float(np.finfo(np.float32).max) / 2
+
+
+def feature_extremes(n, mean=None, scale=None):
+    """Largest |x_j| (n float64) that feature j of any uint8 image can take: 1 for /255,
+    else the larger of |(0 - mean_j) / scale_j| and |(255 - mean_j) / scale_j|, computed
+    in float32 as scale_pixels does (inf where that overflows)."""
+    if mean is None:
+        return np.ones(n)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        ends = scale_pixels(np.array([[0] * n, [255] * n], dtype=np.uint8), mean, scale)
+    return np.abs(ends).max(axis=0).astype(np.float64)
+
+
+def data_extremes(X, block_rows=1024):
+    """Largest |x_ij| over the rows of X (m x n float32 or RowBlocks), per feature (n float64)."""
+    largest = np.zeros(X.shape[1], dtype=np.float32)
+    for _, block in _row_chunks(X, block_rows):
+        np.maximum(largest, np.abs(block).max(axis=0, initial=0.0), out=largest)
+    return largest.astype(np.float64)
+
+
+def largest_score(W, b, extremes):
+    """The largest |z| any image can get from weights W (n x c) and bias b (c) when each
+    feature's magnitude is at most extremes (n): max over classes of sum_j |W_jc| x_j + |b_c|.
+    inf or nan when W, b or extremes are not finite."""
+    if not np.isfinite(extremes).all():
+        return math.inf
+    with np.errstate(over="ignore", invalid="ignore"):
+        reach = extremes @ np.abs(np.asarray(W, dtype=np.float64)) + np.abs(b)
+    return float(reach.max())
+
+
+def fits_float32(bound):
+    """True when a largest_score bound keeps every score within SCORE_LIMIT (False for nan)."""
+    return bound <= SCORE_LIMIT
+
+
+def check_model_scores(weights, bias, mean=None, scale=None):
+    """Raise ModelFileError unless every image's scores are finite in float32 for this model
+    (weights n x c, bias c, and its scaling: mean/scale n, or None for /255)."""
+    bound = largest_score(weights, bias, feature_extremes(weights.shape[0], mean, scale))
+    if not fits_float32(bound):
+        raise ModelFileError(
+            f"weights too large: an image could get a score of {bound:.3g}, past the "
+            f"{SCORE_LIMIT:.3g} that float32 scores can hold; its probabilities would be NaN")
 
 
 # ---------------------------------------------------------------- learning-rate schedules
@@ -263,7 +316,7 @@ class Validation:
 
 
 def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=None,
-          validation=None):
+          validation=None, extremes=None):
     """Fit W and b to X (m x n float32, or RowBlocks) and labels y (m ints in [0, n_classes)).
 
     init: optional (W0 n x c, b0 c) to start from; zeros otherwise, as in the exercise.
@@ -273,6 +326,10 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     config.early_stop = N stops after N epochs without a lower one.
     Full batch runs in the m x m Gram space when that is cheaper (see choose_method);
     a RowBlocks X is streamed one block of rows at a time.
+    extremes: the largest |x_j| any input can have per feature (n; feature_extremes of the
+    model's scaling; it must bound X's rows), by default data_extremes(X). Raises TrainingDiverged at the first
+    epoch whose cost is not finite or whose weights could give an input a score past
+    SCORE_LIMIT (largest_score), the same epoch on every method.
     """
     config = config or TrainConfig()
     config.validate()
@@ -293,6 +350,7 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
         validation = Validation(validation.X, np.asarray(validation.y, dtype=np.int64),
                                 validation.sample_weight)
 
+    extremes = data_extremes(X) if extremes is None else np.asarray(extremes, dtype=np.float64)
     method = choose_method(m, n, c, config, streamed)
     full_batch = config.batch_size is None or config.batch_size >= m
     if method == "gram":
@@ -303,34 +361,52 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     else:
         loop = _minibatch_descent
     fit = Fit(weights=None, bias=None, method=method)
-    tracker = _Tracker(fit, on_epoch, validation, config.early_stop)
-    # Overflow only happens when training diverges, which the finite-cost check reports in
-    # one line; numpy's own warnings would add noise lines before it.
+    def diverged(epoch):
+        # Without L2, an update moves every possible score by at most lr_t times this
+        # (|a - y| <= 1 per image and class, |x_j| <= extremes_j, |db| <= 1).
+        largest_weight = 1.0 if sample_weight is None else max(1.0, float(sample_weight.max()))
+        step_reach = (float(extremes @ extremes) + 1.0) * largest_weight
+        lr_sum = math.fsum(itertools.islice(config.learning_rates(), epoch))
+        data_reach = largest_score(W0_start, b0_start, extremes) + step_reach * lr_sum
+        return divergence(config, m, epoch, data_alone=fits_float32(data_reach))
+
+    W0_start, b0_start = W0.copy(), b0.copy()
+    tracker = _Tracker(fit, on_epoch, validation, config.early_stop, diverged)
+    # Overflow only happens when training diverges, which the tracker reports in one line;
+    # numpy's own warnings would add noise lines before it.
     with np.errstate(over="ignore", invalid="ignore"):
-        W, b = loop(X, y, W0, b0, config, sample_weight, tracker, validation)
+        W, b = loop(X, y, W0, b0, config, sample_weight, tracker, validation, extremes)
         if tracker.best_weights is not None:
             W, b = tracker.best_weights()
-        fit.weights = W.astype(np.float32)  # past float32's range: inf, reported just below
+        fit.weights = W.astype(np.float32)  # past float32's range: inf, refused just below
         fit.bias = b.astype(np.float32)
     fit.weights64, fit.bias64 = W, b
-    fit.train_scores = _finite_scores(X, fit.weights, fit.bias)
-    if fit.train_scores is None:
-        last_update = max(len(fit.history) - 1, 0)  # the update of this epoch overflowed
-        raise TrainingDiverged(last_update, config.lr_at(last_update))
+    # The weights after the last update were never checked (each epoch checks its start).
+    if not fits_float32(largest_score(fit.weights, fit.bias, extremes)):
+        raise diverged(fit.epochs_run)
+    fit.train_scores = scores(X, fit.weights, fit.bias)
     return fit
 
 
-def _finite_scores(X, W, b):
-    """The float32 model's scores X W + b (m x c; X may be a RowBlocks), or None when they
-    or W and b are not finite.
+def l2_overshoots(config, m):
+    """True when the L2 part of a step alone makes W grow: it multiplies W by
+    1 - lr l2 / m, which is below -1 when lr l2 / m > 2 (lr: --lr, the schedule's start)."""
+    return config.lr * config.l2 / m > 2
 
-    The float64 iterates (Gram space) can stay finite while the float32 model overflows.
-    """
-    if not (np.isfinite(W).all() and np.isfinite(b).all()):
-        return None
-    with np.errstate(over="ignore", invalid="ignore"):
-        Z = scores(X, W, b)
-    return Z if np.isfinite(Z).all() else None
+
+def l2_advice(config, m):
+    return (f"with --lr {config.lr:g} and {m} images each step multiplies the weights by "
+            f"1 - lr*l2/m = {1 - config.lr * config.l2 / m:.3g}; use an --l2 below "
+            f"{2 * m / config.lr:.3g}")
+
+
+def divergence(config, m, epoch, data_alone=True):
+    """The TrainingDiverged of epoch. It blames --l2 when its step overshoots
+    (l2_overshoots) and the data's own steps could not have gone that far by that epoch
+    (data_alone, e.g. false after one step of --lr 1e38); else --lr."""
+    if l2_overshoots(config, m) and data_alone:
+        return TrainingDiverged(epoch, config.lr, f"--l2 {config.l2:g}", l2_advice(config, m))
+    return TrainingDiverged(epoch, config.lr)
 
 
 def choose_method(m, n, c, config, streamed=False):
@@ -360,22 +436,24 @@ class _Tracker:
     """Per-epoch bookkeeping shared by the loops: history, divergence, validation, the best
     weights so far, early stopping and the stop request of on_epoch.
 
-    A loop calls tracker(epoch, lr, cost, val_scores, snapshot) before the epoch's update,
-    where val_scores() gives the validation scores of the current weights and snapshot()
-    returns a function that rebuilds the current (W, b) later (called for a new best only).
+    A loop calls tracker(epoch, lr, cost, reach, val_scores, snapshot) before the epoch's
+    update, where reach is largest_score of the current weights (or a function giving it),
+    val_scores() gives the validation scores of the current weights and snapshot() returns
+    a function that rebuilds the current (W, b) later (called for a new best only).
     """
 
-    def __init__(self, fit, on_epoch, validation=None, early_stop=None):
+    def __init__(self, fit, on_epoch, validation=None, early_stop=None, diverged=None):
         self.fit = fit
+        self.diverged = diverged or (lambda epoch: TrainingDiverged(epoch, math.nan))
         self.on_epoch = on_epoch
         self.validation = validation
         self.early_stop = early_stop
         self.best_cost = np.inf
         self.best_weights = None
 
-    def __call__(self, epoch, lr, cost, val_scores=None, snapshot=None):
-        if not math.isfinite(cost):
-            raise TrainingDiverged(epoch, lr)
+    def __call__(self, epoch, lr, cost, reach, val_scores=None, snapshot=None):
+        if not (math.isfinite(cost) and fits_float32(reach() if callable(reach) else reach)):
+            raise self.diverged(epoch)
         stats = EpochStats(epoch, float(lr), float(cost))
         stop = False
         if self.validation is not None:
@@ -406,7 +484,7 @@ def _l2_cost(l2, m, squared_norm):
     return 0.5 * l2 / m * squared_norm
 
 
-def _full_batch_descent(X, y, W, b, config, sample_weight, record, validation=None):
+def _full_batch_descent(X, y, W, b, config, sample_weight, record, validation, extremes):
     """Full-batch descent: per epoch one pass X W and one pass X^T dZ (float32).
 
     X is in memory (one block) or a RowBlocks (streamed: each block gives its rows' cost
@@ -426,14 +504,15 @@ def _full_batch_descent(X, y, W, b, config, sample_weight, record, validation=No
             grad_W += (block.T @ dZ.astype(np.float32)).astype(np.float64)
             grad_b += dZ.sum(axis=0)
         cost = total_cost / m + _l2_cost(config.l2, m, np.sum(W * W))
-        if record(epoch, lr, cost, lambda: scores(X_val, W32, b), lambda: _frozen(W, b)):
+        if record(epoch, lr, cost, largest_score(W, b, extremes), lambda: scores(X_val, W32, b),
+                  lambda: _frozen(W, b)):
             break
         W -= lr * (grad_W / m + config.l2 / m * W)
         b -= lr / m * grad_b
     return W, b
 
 
-def _minibatch_descent(X, y, W, b, config, sample_weight, record, validation=None):
+def _minibatch_descent(X, y, W, b, config, sample_weight, record, validation, extremes):
     """Mini-batch descent, batches reshuffled each epoch from config.seed.
 
     The cost recorded for an epoch is over the whole training set before its first batch.
@@ -447,7 +526,8 @@ def _minibatch_descent(X, y, W, b, config, sample_weight, record, validation=Non
         W32 = W.astype(np.float32)
         cost, _ = cost_and_delta(scores(X, W32, b), y, sample_weight)
         cost += _l2_cost(config.l2, m, np.sum(W * W))
-        if record(epoch, lr, cost, lambda: scores(X_val, W32, b), lambda: _frozen(W, b)):
+        if record(epoch, lr, cost, largest_score(W, b, extremes), lambda: scores(X_val, W32, b),
+                  lambda: _frozen(W, b)):
             break
         order = rng.permutation(m)
         for start in range(0, m, config.batch_size):
@@ -484,7 +564,7 @@ def cross_gram(A, X, width=256):
     return K
 
 
-def _gram_descent(X, y, W0, b, config, sample_weight, record, validation=None):
+def _gram_descent(X, y, W0, b, config, sample_weight, record, validation, extremes):
     """Full-batch descent in the Gram space: the same iterates as _full_batch_descent.
 
     Every update adds X^T (something) to W, so W_t = s_t W0 + X^T alpha_t, with s_t the
@@ -520,6 +600,8 @@ def _gram_descent(X, y, W0, b, config, sample_weight, record, validation=None):
         kept_s, kept_alpha, kept_b = s, alpha.copy(), bias().copy()
         return lambda: (_primal_weights(X, W0, kept_s, kept_alpha), kept_b)
 
+    reach = _GramReach(X, W0, extremes)
+
     for epoch, lr in enumerate(config.learning_rates()):
         K_alpha = K_run @ alpha
         Z = K_alpha + b if add_bias else K_alpha
@@ -529,7 +611,7 @@ def _gram_descent(X, y, W0, b, config, sample_weight, record, validation=None):
         if config.l2:
             norm = s * s * W0_norm + 2 * s * np.sum(Z0 * alpha) + np.sum(alpha * K_alpha)
             cost += _l2_cost(config.l2, m, norm)
-        if record(epoch, lr, cost, val_scores, snapshot):
+        if record(epoch, lr, cost, lambda: reach(s, alpha, bias()), val_scores, snapshot):
             break
         if config.l2:
             shrink = 1.0 - lr * config.l2 / m
@@ -542,12 +624,60 @@ def _gram_descent(X, y, W0, b, config, sample_weight, record, validation=None):
     return _primal_weights(X, W0, s, alpha), bias()
 
 
+class _GramReach:
+    """largest_score of W = s W0 + X^T alpha without forming W at every epoch.
+
+    sum_j |W_jc| e_j <= s sum_j |W0_jc| e_j + sum_i |alpha_ic| r_i, with r_i = sum_j |x_ij| e_j
+    <= sum_j e_j^2 (e bounds |x|): O(m c) per epoch. Only when that bound passes SCORE_LIMIT
+    are the r_i computed (once), and then W itself (O(m n c)) for the exact value, so the
+    Gram loops name the same epoch as the primal ones at no cost to a normal run.
+    """
+
+    def __init__(self, X, W0, extremes):
+        self.X, self.W0, self.extremes = X, W0, extremes
+        self.W0_reach = extremes @ np.abs(W0)  # c
+        self.row_cap = float(extremes @ extremes)  # >= every r_i
+        self._row_reach = None
+
+    @property
+    def row_reach(self):
+        """r (m float64), a few rows at a time: no float64 copy of X."""
+        if self._row_reach is None:
+            self._row_reach = np.concatenate(
+                [np.abs(block).astype(np.float64) @ self.extremes
+                 for _, block in _row_chunks(self.X, 64)])
+        return self._row_reach
+
+    def upper(self, s, alpha, b):
+        """The O(m c) upper bound for one epoch's s, alpha (m x c) and b (c)."""
+        rest = np.abs(b) + s * self.W0_reach
+        bound = float((self.row_cap * np.abs(alpha).sum(axis=0) + rest).max())
+        if fits_float32(bound):
+            return bound
+        return float((self.row_reach @ np.abs(alpha) + rest).max())
+
+    def uppers(self, alphas, biases):
+        """upper of several epochs of one sigmoid (s = 1): alphas e x m, biases e -> e."""
+        rest = self.W0_reach[0] + np.abs(biases)
+        bounds = self.row_cap * np.abs(alphas).sum(axis=1) + rest
+        if fits_float32(bounds.max()):
+            return bounds
+        return np.abs(alphas) @ self.row_reach + rest
+
+    def exact(self, s, alpha, b):
+        return largest_score(_primal_weights(self.X, self.W0, s, alpha), b, self.extremes)
+
+    def __call__(self, s, alpha, b):
+        bound = self.upper(s, alpha, b)
+        return bound if fits_float32(bound) else self.exact(s, alpha, b)
+
+
 def _primal_weights(X, W0, s, alpha):
     """W = s W0 + X^T alpha (n x c, float64) from the Gram space's s and alpha (m x c)."""
     return s * W0 + (X.T @ alpha.astype(np.float32)).astype(np.float64)
 
 
-def _binary_gram_descent(X, y, W0, b0, config, sample_weight, record, validation=None):
+def _binary_gram_descent(X, y, W0, b0, config, sample_weight, record, validation, extremes):
     """_gram_descent for one sigmoid without L2, image weights or validation (the exercise).
 
     With m in the hundreds, the dozen numpy calls of a general epoch cost more than its
@@ -572,6 +702,8 @@ def _binary_gram_descent(X, y, W0, b0, config, sample_weight, record, validation
     def fitted(alpha):
         return _primal_weights(X, W0, 1.0, alpha[:, None]), b0 + alpha.sum()
 
+    reach = _GramReach(X, W0, extremes)
+
     rates = iter(config.learning_rates())
     epoch = 0
     while lrs := list(itertools.islice(rates, block)):
@@ -588,8 +720,12 @@ def _binary_gram_descent(X, y, W0, b0, config, sample_weight, record, validation
             alpha -= delta
         Z = 2.0 * half_z[: len(lrs)]
         costs = binary_losses(Z, signs).sum(axis=1) / m
-        for i, (lr, cost) in enumerate(zip(lrs, costs.tolist())):
-            if record(epoch + i, lr, cost):
+        kept = alphas[: len(lrs)]
+        bounds = reach.uppers(kept, b0[0] + kept.sum(axis=1))
+        for i, (lr, cost, bound) in enumerate(zip(lrs, costs.tolist(), bounds.tolist())):
+            if not fits_float32(bound):
+                bound = reach.exact(1.0, alphas[i][:, None], b0 + alphas[i].sum())
+            if record(epoch + i, lr, cost, bound):
                 return fitted(alphas[i])
         epoch += len(lrs)
     return fitted(alpha)
@@ -653,6 +789,14 @@ class RowBlocks:
             self._touched = 0
             self.release()
         return block
+
+
+def _row_chunks(X, block_rows):
+    """(start, float32 block) over the rows of X, at most block_rows rows at a time for an
+    in-memory X (so that a temporary made of a block stays small)."""
+    if isinstance(X, RowBlocks):
+        return X.blocks()
+    return ((start, X[start : start + block_rows]) for start in range(0, X.shape[0], block_rows))
 
 
 def row_blocks(X):

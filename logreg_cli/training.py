@@ -456,9 +456,10 @@ def stop_on_signals(notice=STOP_NOTICE):
 def run(data, config, on_epoch=None):
     """Train on prepared TrainingData; returns (core.Fit, seconds)."""
     started = time.perf_counter()
+    extremes = core.feature_extremes(data.X.shape[1], data.mean, data.scale)
     fit = core.train(data.X, data.y, data.n_classes, config, init=data.init,
                      sample_weight=data.sample_weight, on_epoch=on_epoch,
-                     validation=data.validation)
+                     validation=data.validation, extremes=extremes)
     return fit, time.perf_counter() - started
 
 
