@@ -327,9 +327,10 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     Full batch runs in the m x m Gram space when that is cheaper (see choose_method);
     a RowBlocks X is streamed one block of rows at a time.
     extremes: the largest |x_j| any input can have per feature (n; feature_extremes of the
-    model's scaling; it must bound X's rows), by default data_extremes(X). Raises TrainingDiverged at the first
-    epoch whose cost is not finite or whose weights could give an input a score past
-    SCORE_LIMIT (largest_score), the same epoch on every method.
+    model's scaling; it must bound the rows of X and validation.X), by default their
+    data_extremes. Raises TrainingDiverged at the first epoch whose cost is not finite or
+    whose weights could give an input a score past SCORE_LIMIT (largest_score): the same
+    epoch on every method.
     """
     config = config or TrainConfig()
     config.validate()
@@ -350,7 +351,12 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
         validation = Validation(validation.X, np.asarray(validation.y, dtype=np.int64),
                                 validation.sample_weight)
 
-    extremes = data_extremes(X) if extremes is None else np.asarray(extremes, dtype=np.float64)
+    if extremes is None:
+        extremes = data_extremes(X)
+        if validation is not None:
+            extremes = np.maximum(extremes, data_extremes(validation.X))
+    extremes = np.asarray(extremes, dtype=np.float64)
+    diverged = _divergence_at(config, m, (W0.copy(), b0.copy()), extremes, sample_weight)
     method = choose_method(m, n, c, config, streamed)
     full_batch = config.batch_size is None or config.batch_size >= m
     if method == "gram":
@@ -361,16 +367,6 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     else:
         loop = _minibatch_descent
     fit = Fit(weights=None, bias=None, method=method)
-    def diverged(epoch):
-        # Without L2, an update moves every possible score by at most lr_t times this
-        # (|a - y| <= 1 per image and class, |x_j| <= extremes_j, |db| <= 1).
-        largest_weight = 1.0 if sample_weight is None else max(1.0, float(sample_weight.max()))
-        step_reach = (float(extremes @ extremes) + 1.0) * largest_weight
-        lr_sum = math.fsum(itertools.islice(config.learning_rates(), epoch))
-        data_reach = largest_score(W0_start, b0_start, extremes) + step_reach * lr_sum
-        return divergence(config, m, epoch, data_alone=fits_float32(data_reach))
-
-    W0_start, b0_start = W0.copy(), b0.copy()
     tracker = _Tracker(fit, on_epoch, validation, config.early_stop, diverged)
     # Overflow only happens when training diverges, which the tracker reports in one line;
     # numpy's own warnings would add noise lines before it.
@@ -386,6 +382,22 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
         raise diverged(fit.epochs_run)
     fit.train_scores = scores(X, fit.weights, fit.bias)
     return fit
+
+
+def _divergence_at(config, m, start, extremes, sample_weight):
+    """epoch -> the TrainingDiverged to raise there (see divergence), for a run that starts
+    from start = (W0, b0)."""
+    # Without L2, an update moves every possible score by at most lr_t times step_reach
+    # (|a - y| <= 1 per image and class, times its weight; |x_j| <= extremes_j; |db| <= 1).
+    largest_weight = 1.0 if sample_weight is None else max(1.0, float(sample_weight.max()))
+    step_reach = (float(extremes @ extremes) + 1.0) * largest_weight
+
+    def diverged(epoch):
+        lr_sum = math.fsum(itertools.islice(config.learning_rates(), epoch))
+        data_reach = largest_score(*start, extremes) + step_reach * lr_sum
+        return divergence(config, m, epoch, data_alone=fits_float32(data_reach))
+
+    return diverged
 
 
 def l2_overshoots(config, m):
@@ -524,7 +536,7 @@ def _minibatch_descent(X, y, W, b, config, sample_weight, record, validation, ex
     rng = np.random.default_rng(config.seed)
     for epoch, lr in enumerate(config.learning_rates()):
         W32 = W.astype(np.float32)
-        cost, _ = cost_and_delta(scores(X, W32, b), y, sample_weight)
+        cost, _ = cost_and_delta(_scores(X, W32, b), y, sample_weight)  # the tracker checks it
         cost += _l2_cost(config.l2, m, np.sum(W * W))
         if record(epoch, lr, cost, largest_score(W, b, extremes), lambda: scores(X_val, W32, b),
                   lambda: _frozen(W, b)):
@@ -850,8 +862,23 @@ def standardizer(X_uint8, block_rows=4096):
 
 
 def scores(X, W, b):
-    """Z = X W + b: m x c float64 scores of float32 features X (m x n, or a RowBlocks)."""
-    parts = [(block @ W).astype(np.float64) + b for _, block in row_blocks(X)]
+    """Z = X W + b: m x c float64 scores of float32 features X (m x n, or a RowBlocks).
+
+    Raises LogregError, never returns NaN or infinity (nor warns), when the float32 product
+    overflows: weights too large for these features (model loading refuses such weights
+    for any image, see check_model_scores).
+    """
+    Z = _scores(X, W, b)
+    if not np.isfinite(Z).all():
+        raise LogregError(f"the scores are not finite: weights too large for these features "
+                          f"(|z| past float32's range, {SCORE_LIMIT * 2:.3g})")
+    return Z
+
+
+def _scores(X, W, b):
+    """scores without the check: inf or NaN where the float32 product overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        parts = [(block @ W).astype(np.float64) + b for _, block in row_blocks(X)]
     if len(parts) == 1:
         return parts[0]
     return np.concatenate(parts) if parts else np.zeros((0, W.shape[1]))
