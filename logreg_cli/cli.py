@@ -325,9 +325,19 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         if plot is not None:
             draw_learning_curve(plot, outcome.fit.history, str(data))
         save_model(model, model_path)
+    warn_if_cost_rose(prepared, outcome, config)
     for line in training.summary(prepared, outcome, model_path):
         say(line, quiet and not outcome.interrupted)
     return training.EXIT_INTERRUPTED if outcome.interrupted else 0
+
+
+def warn_if_cost_rose(prepared, outcome, config):
+    """A warning (shown even with --quiet) when the training cost went up: --lr or --l2."""
+    from . import training
+
+    message = training.cost_warning(prepared, outcome, config)
+    if message is not None:
+        warn(message)
 
 
 def announce(prepared, quiet):
@@ -389,6 +399,7 @@ def compare_rates(prepared, config, options, rates, model_path, plot, quiet):
             path = training.rate_model_path(model_path, rate)
             save_model(training.build_model(prepared, outcome, rate_config, options, __version__),
                        path)
+            warn_if_cost_rose(prepared, outcome, rate_config)
             history = outcome.fit.history
             series.append((f"lr {rate:g}", [h.epoch for h in history], [h.cost for h in history]))
             for line in training.summary(prepared, outcome, path):

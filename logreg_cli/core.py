@@ -412,6 +412,42 @@ def l2_advice(config, m):
             f"{2 * m / config.lr:.3g}")
 
 
+def rising_cost(costs, full_batch):
+    """How a run's recorded costs (one per epoch) went the wrong way, in words, or None.
+
+    Any method: the last cost is above the first. Full batch only (mini-batch costs are
+    noisy): the mean cost over the last w epochs is above that of the w epochs before, with
+    w = 2 * max(1, epochs // 20) (even, so a cost that alternates is compared phase for
+    phase): gradient descent with a stable rate never raises the full-batch cost.
+    A relative margin of 1e-9 ignores rounding.
+    """
+    def above(new, old):
+        return new > old + 1e-9 * abs(old)
+
+    if len(costs) >= 2 and above(costs[-1], costs[0]):
+        return (f"the cost rose from {costs[0]:.6g} at epoch 0 to {costs[-1]:.6g} at epoch "
+                f"{len(costs) - 1}")
+    w = 2 * max(1, len(costs) // 20)
+    if full_batch and len(costs) >= 2 * w:
+        last, before = np.mean(costs[-w:]), np.mean(costs[-2 * w : -w])
+        if above(last, before):
+            return (f"the cost is rising at the end: {last:.6g} on average over the last {w} "
+                    f"epochs, {before:.6g} over the {w} before")
+    return None
+
+
+def cost_warning(costs, config, m):
+    """The warning for a run whose costs rose (rising_cost), naming the option most likely
+    to blame (--l2 when its step overshoots, see l2_overshoots, else --lr), or None."""
+    full_batch = config.batch_size is None or config.batch_size >= m
+    what = rising_cost(costs, full_batch)
+    if what is None:
+        return None
+    if l2_overshoots(config, m):
+        return f"{what}; --l2 {config.l2:g} is likely too large: {l2_advice(config, m)}"
+    return f"{what}; --lr {config.lr:g} is likely too large: try a smaller --lr"
+
+
 def divergence(config, m, epoch, data_alone=True):
     """The TrainingDiverged of epoch. It blames --l2 when its step overshoots
     (l2_overshoots) and the data's own steps could not have gone that far by that epoch

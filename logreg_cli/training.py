@@ -546,6 +546,13 @@ def build_model(data, outcome, config, options, version):
     return Model(fit.weights, fit.bias, data.classes, data.size, data.mean, data.scale, metadata)
 
 
+def cost_warning(data, outcome, config):
+    """'DATA: the cost rose ...; --lr X is likely too large ...' when the training cost went
+    up (core.cost_warning), else None."""
+    message = core.cost_warning([h.cost for h in outcome.fit.history], config, len(data.y))
+    return None if message is None else f"{data.source}: {message}"
+
+
 def summary(data, outcome, model_path):
     """The lines printed on stderr after training."""
     fit = outcome.fit
