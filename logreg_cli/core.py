@@ -490,9 +490,9 @@ class _Tracker:
     a function that rebuilds the current (W, b) later (called for a new best only).
     """
 
-    def __init__(self, fit, on_epoch, validation=None, early_stop=None, diverged=None):
+    def __init__(self, fit, on_epoch, validation, early_stop, diverged):
         self.fit = fit
-        self.diverged = diverged or (lambda epoch: TrainingDiverged(epoch, math.nan))
+        self.diverged = diverged  # epoch -> the TrainingDiverged to raise
         self.on_epoch = on_epoch
         self.validation = validation
         self.early_stop = early_stop
@@ -698,7 +698,7 @@ class _GramReach:
 
     def upper(self, s, alpha, b):
         """The O(m c) upper bound for one epoch's s, alpha (m x c) and b (c)."""
-        rest = np.abs(b) + s * self.W0_reach
+        rest = np.abs(b) + abs(s) * self.W0_reach  # s < 0 when the L2 step overshoots
         bound = float((self.row_cap * np.abs(alpha).sum(axis=0) + rest).max())
         if fits_float32(bound):
             return bound

@@ -81,19 +81,26 @@ def test_lr_1e38_diverges_at_epoch_1_on_every_method(make_image_folder, k):
     assert set(named.values()) == {1}, named
 
 
-def test_a_diverging_run_names_the_same_epoch_on_every_full_batch_method():
+@pytest.mark.parametrize("start", ["zeros", "init"])
+def test_a_diverging_run_names_the_same_epoch_on_every_full_batch_method(start):
     """Divergence in the middle of a run (the L2 step multiplies W by -249 each epoch):
-    Gram space, primal and streamed descent name the same epoch."""
+    Gram space, primal and streamed descent name the same epoch, from zero weights or
+    from --init weights (which the Gram space carries as s W0, s < 0 here)."""
     rng = np.random.default_rng(9)
     X_uint8 = rng.integers(0, 256, size=(4, 6), dtype=np.uint8)
     X = core.scale_pixels(X_uint8)
     y = np.array([0, 1, 1, 0])
+    init = None
+    if start == "init":
+        init = (np.full((6, 1), 1e3, np.float32) * [[1], [-1], [1], [-1], [1], [-1]],
+                np.zeros(1, np.float32))
     named = {}
     for name, features, options, extra in methods(X_uint8, X, batch_size=2)[:5]:
         if name == "minibatch":
             continue
         config = core.TrainConfig(lr=10.0, epochs=500, l2=100.0, **options)
-        named[name], reported = train_until_diverged(features, y, 2, config, **extra)
+        named[name], reported = train_until_diverged(features, y, 2, config, init=init,
+                                                     **extra)
         assert reported == named[name]
     assert len(set(named.values())) == 1 and 1 < named["plain"] < 500, named
 
