@@ -139,10 +139,11 @@ SCORE_LIMIT = float(np.finfo(np.float32).max) / 2
 
 
 def feature_extremes(n, mean=None, scale=None):
-    """Largest |x_j| (n float64) that feature j of any uint8 image can take: 1 for /255,
-    else the larger of |(0 - mean_j) / scale_j| and |(255 - mean_j) / scale_j|, computed
-    in float32 as scale_pixels does (inf where that overflows)."""
-    if mean is None:
+    """Largest |x_j| (n float64) that feature j of any uint8 image can take: 1 for /255
+    (mean None or empty, as a model file stores it), else the larger of
+    |(0 - mean_j) / scale_j| and |(255 - mean_j) / scale_j|, computed in float32 as
+    scale_pixels does (inf where that overflows)."""
+    if mean is None or not np.size(mean):
         return np.ones(n)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         ends = scale_pixels(np.array([[0] * n, [255] * n], dtype=np.uint8), mean, scale)
@@ -175,7 +176,7 @@ def fits_float32(bound):
 
 def check_model_scores(weights, bias, mean=None, scale=None):
     """Raise ModelFileError unless every image's scores are finite in float32 for this model
-    (weights n x c, bias c, and its scaling: mean/scale n, or None for /255)."""
+    (weights n x c, bias c, and its scaling: mean/scale n, or None or empty for /255)."""
     bound = largest_score(weights, bias, feature_extremes(weights.shape[0], mean, scale))
     if not fits_float32(bound):
         raise ModelFileError(

@@ -151,7 +151,7 @@ def _model_from_arrays(arrays, names=()):
             raise ModelFileError(f"feature_mean and feature_scale must have {n} values")
         if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
             raise ModelFileError("feature_mean or feature_scale hold invalid values")
-    core.check_model_scores(weights, bias, mean if mean.size else None, scale if scale.size else None)
+    core.check_model_scores(weights, bias, mean, scale)
     return Model(
         weights=weights.astype(np.float32),
         bias=bias.astype(np.float32),

@@ -16,7 +16,8 @@ def numeric_options(kind):
     return [(name, param.opts[0], param.type)
             for name, command in sorted(cli.commands.items())
             for param in command.params
-            if isinstance(param, click.Option) and param.type.name in (kind.name, f"{kind.name} range")]
+            if isinstance(param, click.Option)
+            and param.type.name in (kind.name, f"{kind.name} range")]
 
 
 FLOATS = numeric_options(click.FLOAT)
