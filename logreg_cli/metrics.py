@@ -115,10 +115,11 @@ def report(y_true, Z, classes, paths=None, misclassified=0):
         },
     }
     if k == 2:
-        is_positive, score = y_true == 1, proba[:, 1]
+        is_positive = y_true == 1
         result["positive_class"] = classes[1]
-        result["roc_auc"] = roc_auc(is_positive, score)
-        result["best_threshold"] = best_f1_threshold(is_positive, score)
+        # ranked by z, not by P = sigmoid(z), which rounds every z past 37 to the same 1.0
+        result["roc_auc"] = roc_auc(is_positive, Z[:, 0])
+        result["best_threshold"] = best_f1_threshold(is_positive, proba[:, 1])
     if misclassified:
         result["misclassified"] = [
             {"path": str(paths[i]), "true": classes[y_true[i]], "predicted": classes[y_pred[i]],

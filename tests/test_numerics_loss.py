@@ -194,3 +194,20 @@ def test_huge_learning_rate_never_records_a_negative_cost(tmp_path, make_image_f
     assert len(costs) == 12 and min(costs) >= 0
     if "val_cost" in rows[0]:
         assert min(float(row["val_cost"]) for row in rows) >= 0
+
+
+def test_roc_auc_ranks_confident_scores_that_probabilities_tie(tmp_path):
+    """z = 38.0 (negative) and 45 (positive) both have P = 1.0 in float64: ranked by
+    probability they tie (AUC (0.5 + 1) / 2 = 0.75); ranked by score, 1.0."""
+    model = tmp_path / "model.npz"
+    save_model(Model(np.array([[47.0], [0.0], [0.0]], np.float32), np.array([-2.0], np.float32),
+                     ["neg", "pos"], (1, 1)), model)
+    X = np.array([[217, 0, 0], [255, 0, 0], [0, 0, 0]], dtype=np.uint8)  # z = 38.0, 45, -2
+    features = tmp_path / "three.npz"
+    save_features(Dataset(X, np.array([0, 1, 0]), ["neg", "pos"], ["a", "b", "c"], (1, 1)),
+                  features)
+    Z = core.scores(core.scale_pixels(X), load_model(model).weights, load_model(model).bias)
+    assert core.probabilities(Z)[0, 1] == core.probabilities(Z)[1, 1] == 1.0
+    result = run("evaluate", features, "-m", model, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["roc_auc"] == 1.0
