@@ -8,6 +8,7 @@ error, 130 interrupted.
 import gc
 import io
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -81,6 +82,44 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+# Counts and seeds end up in numpy int64 arithmetic (epoch // decay_steps, ...).
+LARGEST_COUNT = 2**63 - 1
+
+
+class Count(click.IntRange):
+    """click.IntRange from a minimum up to LARGEST_COUNT (checked here, so that --help
+    reads "x>=1" rather than a 19-digit range)."""
+
+    def __init__(self, minimum):
+        super().__init__(min=minimum)
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number > LARGEST_COUNT:
+            self.fail(f"{number} is too large (at most {LARGEST_COUNT}).", param, ctx)
+        return number
+
+
+def count(minimum):
+    """The click type of an integer option (a count or a seed) of at least minimum."""
+    return Count(minimum)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses NaN and infinity: NaN compares false with every
+    bound, and infinity passes a bound on one side only, so FloatRange lets them in."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def positive_float():
+    return FiniteFloatRange(min=0.0, min_open=True)
+
+
 def model_option(func):
     return click.option("-m", "--model", "model_path", type=click.Path(dir_okay=False),
                         default="model.npz", envvar="LOGREG_MODEL", show_envvar=True,
@@ -88,7 +127,7 @@ def model_option(func):
 
 
 def jobs_option(func):
-    return click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+    return click.option("--jobs", "-j", type=count(1), default=None,
                         help="Images decoded in parallel (default: all cores).")(func)
 
 
@@ -229,27 +268,29 @@ def main(args=None, prog_name="logreg"):
 @click.option("--size", default=None,
               help="Image size WIDTHxHEIGHT every image is resized to (default 64x64, or the "
                    "--init model's).")
-@click.option("--lr", "--learning-rate", "lr", type=float, default=0.005, show_default=True,
-              help="Initial learning rate.")
-@click.option("--epochs", type=click.IntRange(min=0), default=2000, show_default=True,
+@click.option("--lr", "--learning-rate", "lr", type=positive_float(), default=0.005,
+              show_default=True, help="Initial learning rate.")
+@click.option("--epochs", type=count(0), default=2000, show_default=True,
               help="Passes of gradient descent over the training set.")
 @click.option("--decay", type=click.Choice(SCHEDULE_NAMES), default="none", show_default=True,
               help="Learning-rate schedule (see README).")
-@click.option("--decay-rate", type=float, default=None,
+@click.option("--decay-rate", type=positive_float(), default=None,
               help="r of the schedule (default 1 for inverse and sqrt, 0.95 for exponential).")
-@click.option("--decay-steps", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--decay-steps", type=count(1), default=1, show_default=True,
               help="Epochs per decay step (>1 gives a staircase).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+@click.option("--batch-size", type=count(1), default=None,
               help="Mini-batch size (default: full batch).")
-@click.option("--l2", type=float, default=0.0, show_default=True,
+@click.option("--l2", type=FiniteFloatRange(min=0.0), default=0.0, show_default=True,
               help="L2 penalty l2/(2m)|w|^2 (the bias is not penalised).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of mini-batch shuffling.")
-@click.option("--val-split", type=float, default=None,
+@click.option("--seed", type=count(0), default=0, show_default=True,
+              help="Seed of mini-batch shuffling.")
+@click.option("--val-split", type=FiniteFloatRange(0.0, 1.0, min_open=True, max_open=True),
+              default=None,
               help="Hold out this fraction of each class for validation (chosen by a hash of "
                    "each file's path, so a file keeps its side when images are added).")
 @click.option("--val", "val_data", type=click.Path(path_type=Path), default=None,
               help="Validation data (class folder or feature file) instead of --val-split.")
-@click.option("--early-stop", type=click.IntRange(min=1), default=None,
+@click.option("--early-stop", type=count(1), default=None,
               help="Stop after N epochs without a lower validation cost (the best epoch's "
                    "weights are kept).")
 @click.option("--class-weight", type=click.Choice(["balanced"]), default=None,
@@ -333,9 +374,19 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         if plot is not None:
             draw_learning_curve(plot, outcome.fit.history, str(data))
         save_model(model, model_path)
+    warn_if_cost_rose(prepared, outcome, config)
     for line in training.summary(prepared, outcome, model_path):
         say(line, quiet and not outcome.interrupted)
     return training.EXIT_INTERRUPTED if outcome.interrupted else 0
+
+
+def warn_if_cost_rose(prepared, outcome, config):
+    """A warning (shown even with --quiet) when the training cost went up: --lr or --l2."""
+    from . import training
+
+    message = training.cost_warning(prepared, outcome, config)
+    if message is not None:
+        warn(message)
 
 
 def announce(prepared, quiet):
@@ -397,6 +448,7 @@ def compare_rates(prepared, config, options, rates, model_path, plot, quiet):
             path = training.rate_model_path(model_path, rate)
             save_model(training.build_model(prepared, outcome, rate_config, options, __version__),
                        path)
+            warn_if_cost_rose(prepared, outcome, rate_config)
             history = outcome.fit.history
             series.append((f"lr {rate:g}", [h.epoch for h in history], [h.cost for h in history]))
             for line in training.summary(prepared, outcome, path):
@@ -418,11 +470,11 @@ def compare_rates(prepared, config, options, rates, model_path, plot, quiet):
               help="Paths on stdin are NUL-separated (find -print0), not one per line.")
 @click.option("--format", "output_format", type=click.Choice(["tsv", "csv", "jsonl"]),
               default="tsv", show_default=True, help="Output format (one line per image).")
-@click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--top-k", type=count(1), default=1, show_default=True,
               help="Print the K most probable classes (label, probability pairs).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+@click.option("--threshold", type=FiniteFloatRange(0, 1), default=None,
               help="Binary models: the positive (second) class when its probability >= T.")
-@click.option("--min-confidence", type=click.FloatRange(0, 1), default=None,
+@click.option("--min-confidence", type=FiniteFloatRange(0, 1), default=None,
               help="Print 'unknown' as the label when its probability is below P.")
 @click.option("--no-path", is_flag=True, help="Leave the path out (handy for one image).")
 @click.option("--all-probabilities", is_flag=True,
@@ -501,7 +553,7 @@ def quiet_broken_pipe():
 @model_option
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Report format (the JSON keys are listed in the README).")
-@click.option("--misclassified", type=click.IntRange(min=0), default=0, metavar="N",
+@click.option("--misclassified", type=count(0), default=0, metavar="N",
               help="List the N most confidently wrong images (path, true, predicted, probability).")
 @jobs_option
 @strict_option
@@ -527,7 +579,7 @@ def evaluate(data, model_path, output_format, misclassified, jobs, strict, quiet
     if not len(dataset.y):
         raise LogregError(f"{data}: holds 0 images, nothing to evaluate")
     check_features(model, dataset.X.shape[1], source=data)
-    result = report(dataset.y, model.predict_proba(dataset.X), model.classes,
+    result = report(dataset.y, model.scores(dataset.X), model.classes,
                     paths=[shown(path) for path in dataset.paths], misclassified=misclassified)
     if output_format == "json":
         click.echo(json.dumps(result, indent=2))
@@ -727,7 +779,7 @@ def flatten(data, output, size, jobs, strict, quiet):
               help="A second data set (e.g. the test set): report images found in both.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Report format.")
-@click.option("--max-imbalance", type=click.FloatRange(min=1.0), default=3.0, show_default=True,
+@click.option("--max-imbalance", type=FiniteFloatRange(min=1.0), default=3.0, show_default=True,
               help="Largest/smallest class size ratio above which imbalance is a problem.")
 @jobs_option
 @quiet_option

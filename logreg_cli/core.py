@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import LogregError, TrainingDiverged
+from .errors import LogregError, ModelFileError, TrainingDiverged
 
 SCHEDULES = ("none", "inverse", "exponential", "sqrt", "linear")
 DEFAULT_DECAY_RATE = {"none": 1.0, "inverse": 1.0, "exponential": 0.95, "sqrt": 1.0, "linear": 1.0}
@@ -44,10 +44,13 @@ def log_softmax(Z):
 
 
 def probabilities(Z):
-    """m x c scores -> m x k class probabilities (k = 2 when c = 1)."""
+    """m x c scores -> m x k class probabilities (k = 2 when c = 1).
+
+    The negative class of one sigmoid gets sigmoid(-z), not 1 - sigmoid(z): past z = 37,
+    1 - sigmoid(z) rounds to 0 in float64 while sigmoid(-z) keeps its value (4e-18 at 40).
+    """
     if Z.shape[1] == 1:
-        a = sigmoid(Z[:, 0])
-        return np.column_stack([1.0 - a, a])
+        return np.column_stack([sigmoid(-Z[:, 0]), sigmoid(Z[:, 0])])
     return softmax(Z)
 
 
@@ -58,29 +61,64 @@ def targets(y, c):
     return y
 
 
+def label_signs(y):
+    """+1. for label 0 and -1. for label 1 (m float64): the sign that turns a binary
+    cross-entropy into softplus(sign * z)."""
+    return 1.0 - 2.0 * targets(y, 1)
+
+
+def binary_losses(z, signs):
+    """Cross-entropy of one sigmoid's scores z (float64, any shape whose last axis is the
+    m images) for labels given as label_signs: softplus(-z) for label 1, softplus(z) for 0.
+
+    Each term is >= 0 and exact for any z. The textbook softplus(z) - y z subtracts two
+    numbers of size |z|, which leaves only rounding noise (even a negative cost) once |z|
+    is past 2^53 / m.
+    """
+    return np.logaddexp(0.0, signs * z)
+
+
+def example_losses(Z, y):
+    """Per-image cross-entropy (m float64) of scores Z (m x c float64) for labels y (m ints).
+
+    The one formula of the cost (training), the log-loss (evaluate) and the validation
+    cost: one sigmoid: binary_losses; softmax: logsumexp(Z) - Z[y]. Both are computed
+    from Z, never as the log of a probability, so a confident mistake costs about |z|.
+    """
+    if Z.shape[1] == 1:
+        return binary_losses(Z[:, 0], label_signs(y))
+    return softmax_losses(log_softmax(Z), y)
+
+
+def softmax_losses(log_p, y):
+    """-log p of each image's label (m) from row-wise log-probabilities log_p (m x k)."""
+    return -log_p[np.arange(log_p.shape[0]), y]
+
+
+def log_loss(Z, y):
+    """Mean cross-entropy of scores Z (m x c) for labels y (m ints): example_losses' mean."""
+    return float(np.mean(example_losses(Z, y))) if len(y) else 0.0
+
+
 def cost_and_delta(Z, y, sample_weight=None):
     """Mean cross-entropy of scores Z (m x c, float64) for labels y, and dJ/dZ * m.
 
-    Computed from Z itself: binary loss = logaddexp(0, z) - y z, softmax loss =
-    logsumexp(Z) - Z[y], so a confident mistake costs |z| instead of log(0).
-    Returns (cost, dZ) where dZ = A - Y (m x c), weighted per image if sample_weight.
+    Per image the loss is that of example_losses. Returns (cost, dZ) where dZ = A - Y
+    (m x c), weighted per image if sample_weight.
     """
     m = Z.shape[0]
     if Z.shape[1] == 1:
-        z = Z[:, 0]
-        target = targets(y, 1)
-        softplus = np.logaddexp(0.0, z)  # -log(1 - a), exact for any z
-        # a = exp(log a) = exp(z - softplus(z)): the exponent is <= 0, so it never overflows
-        dZ = (np.exp(z - softplus) - target)[:, None]
-        if sample_weight is None:  # the common case, in one dot product
-            return float(softplus.sum() - target @ z) / m, dZ
-        losses = softplus - target * z
+        signs = label_signs(y)
+        signed_z = signs * Z[:, 0]
+        losses = binary_losses(Z[:, 0], signs)
+        # a - y = signs * sigmoid(signed_z) = signs * exp(signed_z - softplus(signed_z)):
+        # the exponent is <= 0, so it never overflows, and it is exact for either label
+        dZ = (signs * np.exp(signed_z - losses))[:, None]
     else:
         log_p = log_softmax(Z)
-        rows = np.arange(m)
-        losses = -log_p[rows, y]
+        losses = softmax_losses(log_p, y)
         dZ = np.exp(log_p)
-        dZ[rows, y] -= 1.0
+        dZ[np.arange(m), y] -= 1.0
     if sample_weight is not None:
         losses = losses * sample_weight
         dZ *= sample_weight[:, None]
@@ -90,6 +128,60 @@ def cost_and_delta(Z, y, sample_weight=None):
 def predicted_classes(Z):
     """Class index per row of scores Z (m x c): z > 0 for one sigmoid, argmax for softmax."""
     return (Z[:, 0] > 0).astype(np.int64) if Z.shape[1] == 1 else Z.argmax(axis=1)
+
+
+# ---------------------------------------------------------------- scores a float32 model can hold
+
+# A model is usable when no image can get a score beyond this: half of float32's range, which
+# leaves room for the rounding of a float32 sum of n terms. Past it, a float64 iterate is
+# "not finite" for us even when float64 still holds it, because the model is saved in float32.
+SCORE_LIMIT = float(np.finfo(np.float32).max) / 2
+
+
+def feature_extremes(n, mean=None, scale=None):
+    """Largest |x_j| (n float64) that feature j of any uint8 image can take: 1 for /255
+    (mean None or empty, as a model file stores it), else the larger of
+    |(0 - mean_j) / scale_j| and |(255 - mean_j) / scale_j|, computed in float32 as
+    scale_pixels does (inf where that overflows)."""
+    if mean is None or not np.size(mean):
+        return np.ones(n)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        ends = scale_pixels(np.array([[0] * n, [255] * n], dtype=np.uint8), mean, scale)
+    return np.abs(ends).max(axis=0).astype(np.float64)
+
+
+def data_extremes(X, block_rows=1024):
+    """Largest |x_ij| over the rows of X (m x n float32 or RowBlocks), per feature (n float64)."""
+    largest = np.zeros(X.shape[1], dtype=np.float32)
+    for _, block in _row_chunks(X, block_rows):
+        np.maximum(largest, np.abs(block).max(axis=0, initial=0.0), out=largest)
+    return largest.astype(np.float64)
+
+
+def largest_score(W, b, extremes):
+    """The largest |z| any image can get from weights W (n x c) and bias b (c) when each
+    feature's magnitude is at most extremes (n): max over classes of sum_j |W_jc| x_j + |b_c|.
+    inf or nan when W, b or extremes are not finite."""
+    if not np.isfinite(extremes).all():
+        return math.inf
+    with np.errstate(over="ignore", invalid="ignore"):
+        reach = extremes @ np.abs(np.asarray(W, dtype=np.float64)) + np.abs(b)
+    return float(reach.max())
+
+
+def fits_float32(bound):
+    """True when a largest_score bound keeps every score within SCORE_LIMIT (False for nan)."""
+    return bound <= SCORE_LIMIT
+
+
+def check_model_scores(weights, bias, mean=None, scale=None):
+    """Raise ModelFileError unless every image's scores are finite in float32 for this model
+    (weights n x c, bias c, and its scaling: mean/scale n, or None or empty for /255)."""
+    bound = largest_score(weights, bias, feature_extremes(weights.shape[0], mean, scale))
+    if not fits_float32(bound):
+        raise ModelFileError(
+            f"weights too large: an image could get a score of {bound:.3g}, past the "
+            f"{SCORE_LIMIT:.3g} that float32 scores can hold; its probabilities would be NaN")
 
 
 # ---------------------------------------------------------------- learning-rate schedules
@@ -225,7 +317,7 @@ class Validation:
 
 
 def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=None,
-          validation=None):
+          validation=None, extremes=None):
     """Fit W and b to X (m x n float32, or RowBlocks) and labels y (m ints in [0, n_classes)).
 
     init: optional (W0 n x c, b0 c) to start from; zeros otherwise, as in the exercise.
@@ -235,6 +327,11 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     config.early_stop = N stops after N epochs without a lower one.
     Full batch runs in the m x m Gram space when that is cheaper (see choose_method);
     a RowBlocks X is streamed one block of rows at a time.
+    extremes: the largest |x_j| any input can have per feature (n; feature_extremes of the
+    model's scaling; it must bound the rows of X and validation.X), by default their
+    data_extremes. Raises TrainingDiverged at the first epoch whose cost is not finite or
+    whose weights could give an input a score past SCORE_LIMIT (largest_score): the same
+    epoch on every method.
     """
     config = config or TrainConfig()
     config.validate()
@@ -255,6 +352,12 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
         validation = Validation(validation.X, np.asarray(validation.y, dtype=np.int64),
                                 validation.sample_weight)
 
+    if extremes is None:
+        extremes = data_extremes(X)
+        if validation is not None:
+            extremes = np.maximum(extremes, data_extremes(validation.X))
+    extremes = np.asarray(extremes, dtype=np.float64)
+    diverged = _divergence_at(config, m, (W0.copy(), b0.copy()), extremes, sample_weight)
     method = choose_method(m, n, c, config, streamed)
     full_batch = config.batch_size is None or config.batch_size >= m
     if method == "gram":
@@ -265,34 +368,94 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     else:
         loop = _minibatch_descent
     fit = Fit(weights=None, bias=None, method=method)
-    tracker = _Tracker(fit, on_epoch, validation, config.early_stop)
-    # Overflow only happens when training diverges, which the finite-cost check reports in
-    # one line; numpy's own warnings would add noise lines before it.
+    tracker = _Tracker(fit, on_epoch, validation, config.early_stop, diverged)
+    # Overflow only happens when training diverges, which the tracker reports in one line;
+    # numpy's own warnings would add noise lines before it.
     with np.errstate(over="ignore", invalid="ignore"):
-        W, b = loop(X, y, W0, b0, config, sample_weight, tracker, validation)
+        W, b = loop(X, y, W0, b0, config, sample_weight, tracker, validation, extremes)
         if tracker.best_weights is not None:
             W, b = tracker.best_weights()
-        fit.weights = W.astype(np.float32)  # past float32's range: inf, reported just below
+        fit.weights = W.astype(np.float32)  # past float32's range: inf, refused just below
         fit.bias = b.astype(np.float32)
     fit.weights64, fit.bias64 = W, b
-    fit.train_scores = _finite_scores(X, fit.weights, fit.bias)
-    if fit.train_scores is None:
-        last_update = max(len(fit.history) - 1, 0)  # the update of this epoch overflowed
-        raise TrainingDiverged(last_update, config.lr_at(last_update))
+    # The weights after the last update were never checked (each epoch checks its start).
+    if not fits_float32(largest_score(fit.weights, fit.bias, extremes)):
+        raise diverged(fit.epochs_run)
+    fit.train_scores = scores(X, fit.weights, fit.bias)
     return fit
 
 
-def _finite_scores(X, W, b):
-    """The float32 model's scores X W + b (m x c; X may be a RowBlocks), or None when they
-    or W and b are not finite.
+def _divergence_at(config, m, start, extremes, sample_weight):
+    """epoch -> the TrainingDiverged to raise there (see divergence), for a run that starts
+    from start = (W0, b0)."""
+    # Without L2, an update moves every possible score by at most lr_t times step_reach
+    # (|a - y| <= 1 per image and class, times its weight; |x_j| <= extremes_j; |db| <= 1).
+    largest_weight = 1.0 if sample_weight is None else max(1.0, float(sample_weight.max()))
+    step_reach = (float(extremes @ extremes) + 1.0) * largest_weight
 
-    The float64 iterates (Gram space) can stay finite while the float32 model overflows.
+    def diverged(epoch):
+        lr_sum = math.fsum(itertools.islice(config.learning_rates(), epoch))
+        data_reach = largest_score(*start, extremes) + step_reach * lr_sum
+        return divergence(config, m, epoch, data_alone=fits_float32(data_reach))
+
+    return diverged
+
+
+def l2_overshoots(config, m):
+    """True when the L2 part of a step alone makes W grow: it multiplies W by
+    1 - lr l2 / m, which is below -1 when lr l2 / m > 2 (lr: --lr, the schedule's start)."""
+    return config.lr * config.l2 / m > 2
+
+
+def l2_advice(config, m):
+    return (f"with --lr {config.lr:g} and {m} images each step multiplies the weights by "
+            f"1 - lr*l2/m = {1 - config.lr * config.l2 / m:.3g}; use an --l2 below "
+            f"{2 * m / config.lr:.3g}")
+
+
+def rising_cost(costs, full_batch):
+    """How a run's recorded costs (one per epoch) went the wrong way, in words, or None.
+
+    Any method: the last cost is above the first. Full batch only (mini-batch costs are
+    noisy): the mean cost over the last w epochs is above that of the w epochs before, with
+    w = 2 * max(1, epochs // 20) (even, so a cost that alternates is compared phase for
+    phase): gradient descent with a stable rate never raises the full-batch cost.
+    A relative margin of 1e-9 ignores rounding.
     """
-    if not (np.isfinite(W).all() and np.isfinite(b).all()):
+    def above(new, old):
+        return new > old + 1e-9 * abs(old)
+
+    if len(costs) >= 2 and above(costs[-1], costs[0]):
+        return (f"the cost rose from {costs[0]:.6g} at epoch 0 to {costs[-1]:.6g} at epoch "
+                f"{len(costs) - 1}")
+    w = 2 * max(1, len(costs) // 20)
+    if full_batch and len(costs) >= 2 * w:
+        last, before = np.mean(costs[-w:]), np.mean(costs[-2 * w : -w])
+        if above(last, before):
+            return (f"the cost is rising at the end: {last:.6g} on average over the last {w} "
+                    f"epochs, {before:.6g} over the {w} before")
+    return None
+
+
+def cost_warning(costs, config, m):
+    """The warning for a run whose costs rose (rising_cost), naming the option most likely
+    to blame (--l2 when its step overshoots, see l2_overshoots, else --lr), or None."""
+    full_batch = config.batch_size is None or config.batch_size >= m
+    what = rising_cost(costs, full_batch)
+    if what is None:
         return None
-    with np.errstate(over="ignore", invalid="ignore"):
-        Z = scores(X, W, b)
-    return Z if np.isfinite(Z).all() else None
+    if l2_overshoots(config, m):
+        return f"{what}; --l2 {config.l2:g} is likely too large: {l2_advice(config, m)}"
+    return f"{what}; --lr {config.lr:g} is likely too large: try a smaller --lr"
+
+
+def divergence(config, m, epoch, data_alone=True):
+    """The TrainingDiverged of epoch. It blames --l2 when its step overshoots
+    (l2_overshoots) and the data's own steps could not have gone that far by that epoch
+    (data_alone, e.g. false after one step of --lr 1e38); else --lr."""
+    if l2_overshoots(config, m) and data_alone:
+        return TrainingDiverged(epoch, config.lr, f"--l2 {config.l2:g}", l2_advice(config, m))
+    return TrainingDiverged(epoch, config.lr)
 
 
 def choose_method(m, n, c, config, streamed=False):
@@ -322,22 +485,24 @@ class _Tracker:
     """Per-epoch bookkeeping shared by the loops: history, divergence, validation, the best
     weights so far, early stopping and the stop request of on_epoch.
 
-    A loop calls tracker(epoch, lr, cost, val_scores, snapshot) before the epoch's update,
-    where val_scores() gives the validation scores of the current weights and snapshot()
-    returns a function that rebuilds the current (W, b) later (called for a new best only).
+    A loop calls tracker(epoch, lr, cost, reach, val_scores, snapshot) before the epoch's
+    update, where reach is largest_score of the current weights (or a function giving it),
+    val_scores() gives the validation scores of the current weights and snapshot() returns
+    a function that rebuilds the current (W, b) later (called for a new best only).
     """
 
-    def __init__(self, fit, on_epoch, validation=None, early_stop=None):
+    def __init__(self, fit, on_epoch, validation, early_stop, diverged):
         self.fit = fit
+        self.diverged = diverged  # epoch -> the TrainingDiverged to raise
         self.on_epoch = on_epoch
         self.validation = validation
         self.early_stop = early_stop
         self.best_cost = np.inf
         self.best_weights = None
 
-    def __call__(self, epoch, lr, cost, val_scores=None, snapshot=None):
-        if not math.isfinite(cost):
-            raise TrainingDiverged(epoch, lr)
+    def __call__(self, epoch, lr, cost, reach, val_scores=None, snapshot=None):
+        if not (math.isfinite(cost) and fits_float32(reach() if callable(reach) else reach)):
+            raise self.diverged(epoch)
         stats = EpochStats(epoch, float(lr), float(cost))
         stop = False
         if self.validation is not None:
@@ -368,7 +533,7 @@ def _l2_cost(l2, m, squared_norm):
     return 0.5 * l2 / m * squared_norm
 
 
-def _full_batch_descent(X, y, W, b, config, sample_weight, record, validation=None):
+def _full_batch_descent(X, y, W, b, config, sample_weight, record, validation, extremes):
     """Full-batch descent: per epoch one pass X W and one pass X^T dZ (float32).
 
     X is in memory (one block) or a RowBlocks (streamed: each block gives its rows' cost
@@ -388,14 +553,15 @@ def _full_batch_descent(X, y, W, b, config, sample_weight, record, validation=No
             grad_W += (block.T @ dZ.astype(np.float32)).astype(np.float64)
             grad_b += dZ.sum(axis=0)
         cost = total_cost / m + _l2_cost(config.l2, m, np.sum(W * W))
-        if record(epoch, lr, cost, lambda: scores(X_val, W32, b), lambda: _frozen(W, b)):
+        if record(epoch, lr, cost, largest_score(W, b, extremes), lambda: scores(X_val, W32, b),
+                  lambda: _frozen(W, b)):
             break
         W -= lr * (grad_W / m + config.l2 / m * W)
         b -= lr / m * grad_b
     return W, b
 
 
-def _minibatch_descent(X, y, W, b, config, sample_weight, record, validation=None):
+def _minibatch_descent(X, y, W, b, config, sample_weight, record, validation, extremes):
     """Mini-batch descent, batches reshuffled each epoch from config.seed.
 
     The cost recorded for an epoch is over the whole training set before its first batch.
@@ -407,9 +573,10 @@ def _minibatch_descent(X, y, W, b, config, sample_weight, record, validation=Non
     rng = np.random.default_rng(config.seed)
     for epoch, lr in enumerate(config.learning_rates()):
         W32 = W.astype(np.float32)
-        cost, _ = cost_and_delta(scores(X, W32, b), y, sample_weight)
+        cost, _ = cost_and_delta(_scores(X, W32, b), y, sample_weight)  # the tracker checks it
         cost += _l2_cost(config.l2, m, np.sum(W * W))
-        if record(epoch, lr, cost, lambda: scores(X_val, W32, b), lambda: _frozen(W, b)):
+        if record(epoch, lr, cost, largest_score(W, b, extremes), lambda: scores(X_val, W32, b),
+                  lambda: _frozen(W, b)):
             break
         order = rng.permutation(m)
         for start in range(0, m, config.batch_size):
@@ -446,7 +613,7 @@ def cross_gram(A, X, width=256):
     return K
 
 
-def _gram_descent(X, y, W0, b, config, sample_weight, record, validation=None):
+def _gram_descent(X, y, W0, b, config, sample_weight, record, validation, extremes):
     """Full-batch descent in the Gram space: the same iterates as _full_batch_descent.
 
     Every update adds X^T (something) to W, so W_t = s_t W0 + X^T alpha_t, with s_t the
@@ -482,6 +649,8 @@ def _gram_descent(X, y, W0, b, config, sample_weight, record, validation=None):
         kept_s, kept_alpha, kept_b = s, alpha.copy(), bias().copy()
         return lambda: (_primal_weights(X, W0, kept_s, kept_alpha), kept_b)
 
+    reach = _GramReach(X, W0, extremes)
+
     for epoch, lr in enumerate(config.learning_rates()):
         K_alpha = K_run @ alpha
         Z = K_alpha + b if add_bias else K_alpha
@@ -491,7 +660,7 @@ def _gram_descent(X, y, W0, b, config, sample_weight, record, validation=None):
         if config.l2:
             norm = s * s * W0_norm + 2 * s * np.sum(Z0 * alpha) + np.sum(alpha * K_alpha)
             cost += _l2_cost(config.l2, m, norm)
-        if record(epoch, lr, cost, val_scores, snapshot):
+        if record(epoch, lr, cost, lambda: reach(s, alpha, bias()), val_scores, snapshot):
             break
         if config.l2:
             shrink = 1.0 - lr * config.l2 / m
@@ -504,12 +673,60 @@ def _gram_descent(X, y, W0, b, config, sample_weight, record, validation=None):
     return _primal_weights(X, W0, s, alpha), bias()
 
 
+class _GramReach:
+    """largest_score of W = s W0 + X^T alpha without forming W at every epoch.
+
+    sum_j |W_jc| e_j <= s sum_j |W0_jc| e_j + sum_i |alpha_ic| r_i, with r_i = sum_j |x_ij| e_j
+    <= sum_j e_j^2 (e bounds |x|): O(m c) per epoch. Only when that bound passes SCORE_LIMIT
+    are the r_i computed (once), and then W itself (O(m n c)) for the exact value, so the
+    Gram loops name the same epoch as the primal ones at no cost to a normal run.
+    """
+
+    def __init__(self, X, W0, extremes):
+        self.X, self.W0, self.extremes = X, W0, extremes
+        self.W0_reach = extremes @ np.abs(W0)  # c
+        self.row_cap = float(extremes @ extremes)  # >= every r_i
+        self._row_reach = None
+
+    @property
+    def row_reach(self):
+        """r (m float64), a few rows at a time: no float64 copy of X."""
+        if self._row_reach is None:
+            self._row_reach = np.concatenate(
+                [np.abs(block).astype(np.float64) @ self.extremes
+                 for _, block in _row_chunks(self.X, 64)])
+        return self._row_reach
+
+    def upper(self, s, alpha, b):
+        """The O(m c) upper bound for one epoch's s, alpha (m x c) and b (c)."""
+        rest = np.abs(b) + abs(s) * self.W0_reach  # s < 0 when the L2 step overshoots
+        bound = float((self.row_cap * np.abs(alpha).sum(axis=0) + rest).max())
+        if fits_float32(bound):
+            return bound
+        return float((self.row_reach @ np.abs(alpha) + rest).max())
+
+    def uppers(self, alphas, biases):
+        """upper of several epochs of one sigmoid (s = 1): alphas e x m, biases e -> e."""
+        rest = self.W0_reach[0] + np.abs(biases)
+        bounds = self.row_cap * np.abs(alphas).sum(axis=1) + rest
+        if fits_float32(bounds.max()):
+            return bounds
+        return np.abs(alphas) @ self.row_reach + rest
+
+    def exact(self, s, alpha, b):
+        return largest_score(_primal_weights(self.X, self.W0, s, alpha), b, self.extremes)
+
+    def __call__(self, s, alpha, b):
+        bound = self.upper(s, alpha, b)
+        return bound if fits_float32(bound) else self.exact(s, alpha, b)
+
+
 def _primal_weights(X, W0, s, alpha):
     """W = s W0 + X^T alpha (n x c, float64) from the Gram space's s and alpha (m x c)."""
     return s * W0 + (X.T @ alpha.astype(np.float32)).astype(np.float64)
 
 
-def _binary_gram_descent(X, y, W0, b0, config, sample_weight, record, validation=None):
+def _binary_gram_descent(X, y, W0, b0, config, sample_weight, record, validation, extremes):
     """_gram_descent for one sigmoid without L2, image weights or validation (the exercise).
 
     With m in the hundreds, the dozen numpy calls of a general epoch cost more than its
@@ -525,6 +742,7 @@ def _binary_gram_descent(X, y, W0, b0, config, sample_weight, record, validation
     offset = 0.5 * ((X @ W0.astype(np.float32)).astype(np.float64)[:, 0] + b0[0])
     has_offset = bool(offset.any())
     target = targets(y, 1)
+    signs = label_signs(target)
     half_minus_target = 0.5 - target
     block = max(1, min(256, (2 << 20) // (8 * m)))  # epochs per block: a few MB of z kept
     half_z, alphas = np.empty((block, m)), np.empty((block, m))
@@ -532,6 +750,8 @@ def _binary_gram_descent(X, y, W0, b0, config, sample_weight, record, validation
 
     def fitted(alpha):
         return _primal_weights(X, W0, 1.0, alpha[:, None]), b0 + alpha.sum()
+
+    reach = _GramReach(X, W0, extremes)
 
     rates = iter(config.learning_rates())
     epoch = 0
@@ -548,9 +768,13 @@ def _binary_gram_descent(X, y, W0, b0, config, sample_weight, record, validation
             delta *= lr / m
             alpha -= delta
         Z = 2.0 * half_z[: len(lrs)]
-        costs = (np.logaddexp(0.0, Z).sum(axis=1) - Z @ target) / m
-        for i, (lr, cost) in enumerate(zip(lrs, costs.tolist())):
-            if record(epoch + i, lr, cost):
+        costs = binary_losses(Z, signs).sum(axis=1) / m
+        kept = alphas[: len(lrs)]
+        bounds = reach.uppers(kept, b0[0] + kept.sum(axis=1))
+        for i, (lr, cost, bound) in enumerate(zip(lrs, costs.tolist(), bounds.tolist())):
+            if not fits_float32(bound):
+                bound = reach.exact(1.0, alphas[i][:, None], b0 + alphas[i].sum())
+            if record(epoch + i, lr, cost, bound):
                 return fitted(alphas[i])
         epoch += len(lrs)
     return fitted(alpha)
@@ -616,6 +840,14 @@ class RowBlocks:
         return block
 
 
+def _row_chunks(X, block_rows):
+    """(start, float32 block) over the rows of X, at most block_rows rows at a time for an
+    in-memory X (so that a temporary made of a block stays small)."""
+    if isinstance(X, RowBlocks):
+        return X.blocks()
+    return ((start, X[start : start + block_rows]) for start in range(0, X.shape[0], block_rows))
+
+
 def row_blocks(X):
     """(start, float32 block) over the rows of X: the whole array at once when it is in
     memory, blocks of about 32 MB when it is a RowBlocks."""
@@ -667,8 +899,23 @@ def standardizer(X_uint8, block_rows=4096):
 
 
 def scores(X, W, b):
-    """Z = X W + b: m x c float64 scores of float32 features X (m x n, or a RowBlocks)."""
-    parts = [(block @ W).astype(np.float64) + b for _, block in row_blocks(X)]
+    """Z = X W + b: m x c float64 scores of float32 features X (m x n, or a RowBlocks).
+
+    Raises LogregError, never returns NaN or infinity (nor warns), when the float32 product
+    overflows: weights too large for these features (model loading refuses such weights
+    for any image, see check_model_scores).
+    """
+    Z = _scores(X, W, b)
+    if not np.isfinite(Z).all():
+        raise LogregError(f"the scores are not finite: weights too large for these features "
+                          f"(|z| past float32's range, {SCORE_LIMIT * 2:.3g})")
+    return Z
+
+
+def _scores(X, W, b):
+    """scores without the check: inf or NaN where the float32 product overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        parts = [(block @ W).astype(np.float64) + b for _, block in row_blocks(X)]
     if len(parts) == 1:
         return parts[0]
     return np.concatenate(parts) if parts else np.zeros((0, W.shape[1]))

@@ -27,12 +27,18 @@ class ModelFileError(LogregError):
 
 
 class TrainingDiverged(LogregError):
-    """The cost stopped being finite: the learning rate is too large for this data."""
+    """Training went past what a float32 model can hold (its cost or an image's possible
+    score is not finite): an option, usually --lr, is too large for this data.
 
-    def __init__(self, epoch, lr):
+    epoch: the first epoch whose weights (after that many updates) are not usable;
+    option: the option and value to blame, e.g. "--lr 50"; advice: what to try.
+    """
+
+    def __init__(self, epoch, lr, option=None, advice="try a smaller --lr"):
+        option = option or f"--lr {lr:g}"
         super().__init__(
-            f"training diverged at epoch {epoch} (cost is not finite with lr {lr:g}); "
-            "try a smaller --lr"
+            f"{option}: training diverged at epoch {epoch} (the cost or the weights are no "
+            f"longer finite for a float32 model); {advice}"
         )
         self.epoch = epoch
         self.lr = lr

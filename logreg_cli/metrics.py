@@ -1,6 +1,9 @@
-"""Classification figures from true labels y (m ints) and probabilities P (m x k)."""
+"""Classification figures from true labels y (m ints) and a model's scores Z (m x c),
+turned into probabilities P (m x k) by core.probabilities."""
 
 import numpy as np
+
+from . import core
 
 
 def confusion_matrix(y_true, y_pred, k):
@@ -8,10 +11,10 @@ def confusion_matrix(y_true, y_pred, k):
     return np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
 
 
-def log_loss(y_true, proba):
-    """Mean -log P[i, y_i], with probabilities floored at the smallest positive float64."""
-    picked = proba[np.arange(len(y_true)), y_true]
-    return float(-np.mean(np.log(np.maximum(picked, np.finfo(np.float64).tiny))))
+def log_loss(y_true, Z):
+    """Mean -ln P[i, y_i] from the scores Z (m x c): core.log_loss, the training cost's
+    formula (without L2), exact for any score."""
+    return core.log_loss(Z, y_true)
 
 
 def _ratio(numerator, denominator):
@@ -81,13 +84,15 @@ def most_confident_mistakes(y_true, proba, count):
     return wrong[np.argsort(-confidence, kind="stable")][:count].tolist()
 
 
-def report(y_true, proba, classes, paths=None, misclassified=0):
-    """Everything `logreg evaluate` prints, as plain Python values (JSON-ready).
+def report(y_true, Z, classes, paths=None, misclassified=0):
+    """Everything `logreg evaluate` prints, as plain Python values (JSON-ready), from the
+    true labels y_true (m ints) and the model's scores Z (m x c float64).
 
     Binary models add roc_auc and best_threshold (the positive class is classes[1]);
     misclassified > 0 adds the most confidently wrong images (needs paths).
     """
     k = len(classes)
+    proba = core.probabilities(Z)
     y_pred = proba.argmax(axis=1)
     confusion = confusion_matrix(y_true, y_pred, k)
     precision, recall, f1, support = per_class(confusion)
@@ -96,7 +101,7 @@ def report(y_true, proba, classes, paths=None, misclassified=0):
         "accuracy": correct / len(y_true) if len(y_true) else 0.0,
         "correct": correct,
         "images": int(len(y_true)),
-        "log_loss": log_loss(y_true, proba),
+        "log_loss": log_loss(y_true, Z),
         "classes": list(classes),
         "confusion_matrix": confusion.tolist(),
         "per_class": {
@@ -110,10 +115,11 @@ def report(y_true, proba, classes, paths=None, misclassified=0):
         },
     }
     if k == 2:
-        is_positive, score = y_true == 1, proba[:, 1]
+        is_positive = y_true == 1
         result["positive_class"] = classes[1]
-        result["roc_auc"] = roc_auc(is_positive, score)
-        result["best_threshold"] = best_f1_threshold(is_positive, score)
+        # ranked by z, not by P = sigmoid(z), which rounds every z past 37 to the same 1.0
+        result["roc_auc"] = roc_auc(is_positive, Z[:, 0])
+        result["best_threshold"] = best_f1_threshold(is_positive, proba[:, 1])
     if misclassified:
         result["misclassified"] = [
             {"path": str(paths[i]), "true": classes[y_true[i]], "predicted": classes[y_pred[i]],

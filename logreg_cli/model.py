@@ -66,14 +66,18 @@ class Model:
         return core.scale_pixels(X_uint8, self.feature_mean, self.feature_scale)
 
     def predict_proba(self, X_uint8):
-        """m x k class probabilities of uint8 pixel rows, scaled in blocks to bound memory."""
+        """m x k class probabilities of uint8 pixel rows (core.probabilities of scores)."""
+        return core.probabilities(self.scores(X_uint8))
+
+    def scores(self, X_uint8):
+        """m x c float64 scores X W + b of uint8 pixel rows, scaled in blocks to bound memory."""
         check_features(self, X_uint8.shape[1])
         blocks = [
-            core.predict_proba(self.features(X_uint8[start : start + PREDICT_BLOCK_ROWS]),
-                               self.weights, self.bias)
+            core.scores(self.features(X_uint8[start : start + PREDICT_BLOCK_ROWS]),
+                        self.weights, self.bias)
             for start in range(0, X_uint8.shape[0], PREDICT_BLOCK_ROWS)
         ]
-        return np.concatenate(blocks) if blocks else np.zeros((0, len(self.classes)))
+        return np.concatenate(blocks) if blocks else np.zeros((0, self.weights.shape[1]))
 
 
 def size_text(size):
@@ -267,6 +271,7 @@ def _model_from_arrays(arrays, names=()):
             raise _Refused(f"feature_mean and feature_scale must have {n} values")
         if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
             raise _Refused("feature_mean or feature_scale hold invalid values")
+    core.check_model_scores(weights, bias, mean, scale)
     metadata = _metadata(arrays["metadata"])
     if arrays.get(HISTORY_KEY) is not None:  # back to the lists training made; save redoes the rest
         metadata["history"] = _history_lists(arrays[HISTORY_KEY], metadata)

@@ -468,9 +468,10 @@ def stop_on_signals(notice=STOP_NOTICE):
 def run(data, config, on_epoch=None):
     """Train on prepared TrainingData; returns (core.Fit, seconds)."""
     started = time.perf_counter()
+    extremes = core.feature_extremes(data.X.shape[1], data.mean, data.scale)
     fit = core.train(data.X, data.y, data.n_classes, config, init=data.init,
                      sample_weight=data.sample_weight, on_epoch=on_epoch,
-                     validation=data.validation)
+                     validation=data.validation, extremes=extremes)
     return fit, time.perf_counter() - started
 
 
@@ -555,6 +556,13 @@ def build_model(data, outcome, config, options, version):
         "history": history,
     }
     return Model(fit.weights, fit.bias, data.classes, data.size, data.mean, data.scale, metadata)
+
+
+def cost_warning(data, outcome, config):
+    """'DATA: the cost rose ...; --lr X is likely too large ...' when the training cost went
+    up (core.cost_warning), else None."""
+    message = core.cost_warning([h.cost for h in outcome.fit.history], config, len(data.y))
+    return None if message is None else f"{data.source}: {message}"
 
 
 def summary(data, outcome, model_path):

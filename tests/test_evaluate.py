@@ -92,7 +92,8 @@ def test_multiclass_report_by_hand():
         [0.5, 0.1, 0.4],  # c -> a (wrong, 0.5)
     ])
     y = np.array([0, 0, 1, 2, 2])
-    figures = report(y, proba, ["a", "b", "c"], paths=list("vwxyz"), misclassified=5)
+    # report takes scores: log(proba) are scores whose softmax is proba (rows sum to 1)
+    figures = report(y, np.log(proba), ["a", "b", "c"], paths=list("vwxyz"), misclassified=5)
     assert figures["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [1, 0, 1]]
     assert figures["per_class"]["a"] == pytest.approx(
         {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
