@@ -47,11 +47,14 @@ def check_folder(path):
         raise LogregError(f"{path}: cannot write there, folder {folder} does not exist")
 
 
-def check_outputs(outputs, inputs=()):
+def check_outputs(outputs, inputs=(), updates=()):
     """Refuse, before any long work, outputs that must not be written.
 
     outputs: (option, path or None) pairs, e.g. ("--model", "model.npz"); inputs: (what,
-    path or None) pairs of the files the command reads, e.g. ("DATA", "feat.npz"). Raises
+    path or None) pairs of the files the command reads, e.g. ("DATA", "feat.npz");
+    updates: (what, option) pairs where that output may name that input, because the
+    command reads the input whole before it starts and replacing it is the point
+    (`train --init model.npz -m model.npz` continues a model in place). Raises
     LogregError for an empty path, a missing folder, two outputs naming one file, or an
     output naming one of the inputs (it would replace what the command reads). Special
     files (/dev/null, a FIFO) are written to, never replaced, so they may be shared.
@@ -75,7 +78,7 @@ def check_outputs(outputs, inputs=()):
             continue
         input_key = _file_key(path)
         for key, option in written.items():
-            if key == input_key:
+            if key == input_key and (what, option) not in updates:
                 raise LogregError(f"{path}: {option} would replace the {what} this command "
                                   "reads; write to another file")
             if _holds(path, key):

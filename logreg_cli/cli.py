@@ -341,7 +341,8 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
     check_outputs(  # before the data is loaded, not after training
         [*models, ("--history", history),
          ("--plot", plot if plot or rates is None else Path("compare-lr.png"))],
-        [("DATA", data), ("--val", val_data), ("--init", init_path)])
+        [("DATA", data), ("--val", val_data), ("--init", init_path)],
+        updates=[("--init", "--model")])
     config = core.TrainConfig(lr=lr, epochs=epochs, decay=decay, decay_rate=decay_rate,
                               decay_steps=decay_steps, batch_size=batch_size, l2=l2, seed=seed,
                               early_stop=early_stop)

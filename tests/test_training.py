@@ -353,6 +353,19 @@ def test_resume_from_a_model_file_equals_an_uninterrupted_run(folder, tmp_path):
     assert resumed.size == (4, 4) and resumed.metadata["options"]["init"].endswith("half.npz")
 
 
+def test_init_and_model_may_name_one_file_to_continue_it_in_place(folder, tmp_path):
+    """--init read whole before training; -m the same file replaces it with the continued model."""
+    common = [folder, "--size", "4x4", "--lr", "0.05", "--epochs", "10"]
+    train_ok(*common, "-m", tmp_path / "m.npz")
+    train_ok(*common, "-m", tmp_path / "copy.npz")
+    train_ok(folder, "--lr", "0.05", "--epochs", "10", "--init", tmp_path / "copy.npz",
+             "-m", tmp_path / "resumed.npz")
+    train_ok(folder, "--lr", "0.05", "--epochs", "10", "--init", tmp_path / "m.npz",
+             "-m", tmp_path / "m.npz")
+    np.testing.assert_array_equal(load_model(tmp_path / "m.npz").weights,
+                                  load_model(tmp_path / "resumed.npz").weights)
+
+
 def test_init_with_other_classes_or_size_is_a_clear_error(folder, tmp_path):
     train_ok(folder, "--size", "4x4", "--epochs", "2", "-m", tmp_path / "m.npz")
     other = make_images(tmp_path / "other", {"cat": 2, "emu": 2})
