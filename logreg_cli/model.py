@@ -20,6 +20,8 @@ shows metadata "history_summary"), so their cost does not grow with the epochs t
 """
 
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,9 +177,13 @@ def load_model(path, history=True):
     with True, metadata["history"] holds it as lists per column.
     """
     path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such model file (train one with: logreg train DATA -m {path})")
-    if path.is_dir():
+    try:
+        is_folder = stat.S_ISDIR(os.stat(path).st_mode)
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such model file (train one with: logreg train DATA -m {path})") from None
+    except OSError as error:  # a name too long, a loop of links, a file used as a folder...
+        raise ModelFileError(f"{path}: cannot read ({error.strerror})") from None
+    if is_folder:
         raise ModelFileError(f"{path}: is a folder, not a model file")
     try:
         with NpzFile(path) as npz:
