@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, LogregError
 
@@ -74,39 +74,55 @@ def load_image(source, size, info=None):
     Raises ImageError naming the file and the cause. A decompression bomb is refused before
     anything is decoded. Thread-safe.
     info: an optional dict; it receives "original_size", the (width, height) of the image
-    as stored, turned by its EXIF orientation, and "mode", Pillow's mode as stored.
+    as a person sees it (turned by its EXIF orientation), and "mode", Pillow's mode as stored.
     """
     name = source_name(source)
     with _opened(source, name) as image:
         try:
-            stored_size, mode = image.size, image.mode
+            stored_size = image.size
             target = max(size) * DRAFT_MARGIN
             image.draft("RGB", (target, target))  # JPEG only; a no-op for other formats
-            oriented, turned = orient(image)
+            rgb, viewed_size, mode = _decode_upright(image, stored_size)
             if info is not None:
-                info["original_size"] = stored_size[::-1] if turned else stored_size
+                info["original_size"] = viewed_size
                 info["mode"] = mode
-            rgb = to_rgb(oriented)
             if rgb.size != tuple(size):
                 rgb = rgb.resize(tuple(size), RESAMPLE, reducing_gap=REDUCING_GAP)
             return np.asarray(rgb, dtype=np.uint8).reshape(-1)
-        except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as error:
+        except DECODE_ERRORS as error:
             raise ImageError(name, _decode_cause(error)) from None
 
 
 def decode_full(source):
     """One image -> (RGB uint8 array H x W x 3 at its stored size, EXIF-oriented, mode).
 
-    For auditing (pixel hashes); raises ImageError like load_image.
+    For auditing (pixel hashes); raises ImageError like load_image. The same decoding as
+    load_image (orientation, transparency, grey levels), without the draft and the resize.
     """
     name = source_name(source)
     with _opened(source, name) as image:
         try:
-            mode = image.mode
-            oriented, _ = orient(image)
-            return np.asarray(to_rgb(oriented), dtype=np.uint8), mode
-        except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as error:
+            rgb, _, mode = _decode_upright(image, image.size)
+            return np.asarray(rgb, dtype=np.uint8), mode
+        except DECODE_ERRORS as error:
             raise ImageError(name, _decode_cause(error)) from None
+
+
+# What Pillow raises on damaged image data, once a file has opened.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError)
+
+
+def _decode_upright(image, stored_size):
+    """An opened image (maybe drafted) -> (RGB image upright, viewed (width, height), mode).
+
+    stored_size is image.size before any draft (a JPEG's draft shrinks it). The viewed size
+    is that, turned when the orientation swaps width and height: what a person sees, and
+    what predict -v and check report.
+    """
+    mode = image.mode
+    turned = orient(image)
+    viewed_size = stored_size[::-1] if turned else stored_size
+    return to_rgb(image), viewed_size, mode
 
 
 def source_name(source):
@@ -116,27 +132,16 @@ def source_name(source):
     return getattr(source, "name", "<stream>")
 
 
-TRANSPOSE_FOR_ORIENTATION = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
-
 def orient(image):
-    """Apply the EXIF orientation (as ImageOps.exif_transpose, without rewriting the EXIF).
+    """Turn image upright, in place, as its EXIF orientation says; True when turned 90 degrees.
 
-    Returns (image upright, True when width and height were swapped).
+    Only through ImageOps.exif_transpose, which loads the image first: some formats (TIFF,
+    with Pillow >= 13) are already turned by loading and lose their tag then, so reading the
+    tag ourselves would turn them twice. in_place spares a copy of unturned images.
     """
-    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-    method = TRANSPOSE_FOR_ORIENTATION.get(orientation)
-    if method is None:
-        return image, False
-    return image.transpose(method), orientation >= 5
+    before = image.size
+    ImageOps.exif_transpose(image, in_place=True)
+    return image.size != before
 
 
 @contextmanager
