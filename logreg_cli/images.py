@@ -120,6 +120,7 @@ def _decode_upright(image, stored_size):
     what predict -v and check report.
     """
     mode = image.mode
+    _widen_colour_key(image)
     turned = orient(image)
     viewed_size = stored_size[::-1] if turned else stored_size
     return to_rgb(image), viewed_size, mode
@@ -142,6 +143,25 @@ def orient(image):
     before = image.size
     ImageOps.exif_transpose(image, in_place=True)
     return image.size != before
+
+
+# Pillow widens 2- and 4-bit grey PNG samples to 0..255 and keeps the top byte of 16-bit RGB
+# ones, but gives their colour key (tRNS) in the file's units: the key is widened the same way.
+KEY_WIDENING = {
+    "L;2": lambda key: key * 85,
+    "L;4": lambda key: key * 17,
+    "RGB;16B": lambda key: tuple(value >> 8 for value in key),
+}
+
+
+def _widen_colour_key(image):
+    """Before loading: bring a PNG's colour key to the scale of the pixels Pillow decodes."""
+    key = image.info.get("transparency")
+    if key is None or image.format != "PNG" or not image.tile:
+        return
+    widen = KEY_WIDENING.get(image.tile[0].args)
+    if widen is not None:
+        image.info["transparency"] = widen(key)
 
 
 @contextmanager
@@ -208,7 +228,8 @@ def to_rgb(image):
 
 
 def _grey_to_rgb(image):
-    """16-bit, 32-bit integer and float grey -> 8-bit grey by their value range, not clipping.
+    """16-bit, 32-bit integer and float grey -> 8-bit grey by their value range, not clipping;
+    pixels equal to a colour key (info["transparency"]) become white.
 
     16-bit images map 0..65535 to 0..255; 32-bit integer images likewise when their values
     fit 16 bits, else their own min..max; float images are taken as 0..1 when they fit it
@@ -218,6 +239,9 @@ def _grey_to_rgb(image):
     with np.errstate(invalid="ignore", over="ignore"):  # inf and NaN pixels: nan_to_num below
         grey = _grey_levels(image.mode, values)
     grey = np.clip(np.rint(np.nan_to_num(grey)), 0, 255).astype(np.uint8)
+    key = image.info.get("transparency")
+    if isinstance(key, (int, float)):  # a colour key, in the stored units: composited on white
+        grey[values == key] = 255
     return Image.fromarray(grey, "L").convert("RGB")
 
 
