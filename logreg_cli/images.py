@@ -120,6 +120,7 @@ def _decode_upright(image, stored_size):
     what predict -v and check report.
     """
     mode = image.mode
+    _refuse_unended(image)
     _widen_colour_key(image)
     turned = orient(image)
     viewed_size = stored_size[::-1] if turned else stored_size
@@ -143,6 +144,83 @@ def orient(image):
     before = image.size
     ImageOps.exif_transpose(image, in_place=True)
     return image.size != before
+
+
+JPEG_END = b"\xff\xd9"  # EOI, the end-of-image marker
+PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC
+JPEG_START_OF_SCAN = 0xDA
+JPEG_MARKERS_WITHOUT_LENGTH = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})
+FIRST_TAIL_BLOCK = 256
+LAST_TAIL_BLOCK = 1 << 20
+
+
+class DamagedImage(ValueError):
+    """The image data ends before the picture does, though the decoder would not notice."""
+
+
+def _refuse_unended(image):
+    """Raise DamagedImage when a JPEG, MPO or PNG lacks its end marker after its image data.
+
+    A file cut short and padded to its old length (with zeros, as a failed copy or download
+    leaves it) may decode without an error, the padding turned into garbage pixels: the
+    missing end marker tells. JPEG: an EOI (FF D9, never found in entropy-coded data) after
+    the start of the first scan; PNG: the IEND chunk after the first IDAT. Bytes after the
+    marker (camera padding, an appended video) are allowed. The file is searched backwards
+    from its end, so a whole file is read only when it is damaged.
+    """
+    if image.fp is None or not image.tile:
+        return
+    if image.format in ("JPEG", "MPO"):
+        needle, kind = JPEG_END, "no end-of-image marker after the JPEG data"
+    elif image.format == "PNG":
+        needle, kind = PNG_END, "no IEND chunk after the PNG data"
+    else:
+        return
+    resume = image.fp.tell()
+    try:
+        data = _jpeg_scan_start(image.fp) if needle is JPEG_END else image.tile[0].offset
+        if data is not None and not _found_backwards(image.fp, needle, data):
+            raise DamagedImage(f"{kind}: cut short, maybe padded")
+    finally:
+        image.fp.seek(resume)
+
+
+def _jpeg_scan_start(fp):
+    """Offset of the first scan's data, walking the marker segments; None if not found."""
+    position = 2  # after SOI
+    while True:
+        fp.seek(position)
+        head = fp.read(4)
+        if len(head) < 2 or head[0] != 0xFF:
+            return None
+        marker = head[1]
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+        elif marker in JPEG_MARKERS_WITHOUT_LENGTH:
+            position += 2
+        elif len(head) < 4:
+            return None
+        else:
+            position += 2 + int.from_bytes(head[2:4], "big")
+            if marker == JPEG_START_OF_SCAN:
+                return position
+
+
+def _found_backwards(fp, needle, start):
+    """True when needle occurs in the file after offset start; reads from the end, in blocks
+    growing from FIRST_TAIL_BLOCK (the needle is usually in the last few bytes)."""
+    position = fp.seek(0, os.SEEK_END)
+    following = b""  # the start of the block read before, for a needle across two blocks
+    block_size = FIRST_TAIL_BLOCK
+    while position > start:
+        begin = max(start, position - block_size)
+        fp.seek(begin)
+        block = fp.read(position - begin) + following
+        if needle in block:
+            return True
+        following, position = block[: len(needle) - 1], begin
+        block_size = min(2 * block_size, LAST_TAIL_BLOCK)
+    return False
 
 
 # Pillow widens 2- and 4-bit grey PNG samples to 0..255 and keeps the top byte of 16-bit RGB
@@ -208,7 +286,7 @@ def _bomb_cause(size, error=None):
 
 def _decode_cause(error):
     text = str(error) or type(error).__name__
-    if "truncated" in text or isinstance(error, EOFError):
+    if "truncated" in text or isinstance(error, (EOFError, DamagedImage)):
         return f"truncated or damaged ({text})"
     return f"cannot decode ({text})"
 
