@@ -128,8 +128,11 @@ def is_feature_file(path):
     path = Path(path)
     if not path.is_file():
         return False
-    with open(path, "rb") as file:
-        return file.read(4) == ZIP_MAGIC
+    try:
+        with open(path, "rb") as file:
+            return file.read(4) == ZIP_MAGIC
+    except FileNotFoundError:  # deleted since is_file(): the image loader says so
+        return False
 
 
 def list_folder(root, classes=None):

@@ -25,6 +25,7 @@ import mmap
 import os
 import re
 import signal
+import stat
 import sys
 import warnings
 from collections import deque
@@ -245,33 +246,81 @@ def _widen_colour_key(image):
 @contextmanager
 def _opened(source, name):
     """Image.open with every failure turned into an ImageError; refuses bombs unread."""
+    with _image_file(source, name) as (file, file_bytes):
+        try:
+            image = Image.open(file)
+        except UnidentifiedImageError:
+            cause = "empty file (0 bytes)" if file_bytes == 0 else "not an image Pillow can read"
+            raise ImageError(name, cause) from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise ImageError(name, _bomb_cause(None, error)) from None
+        except (OSError, ValueError, SyntaxError, EOFError) as error:
+            raise ImageError(name, f"cannot read ({error})") from None
+        with image:
+            # Pillow only warns between 1x and 2x its limit (and the warning is an error only
+            # where a caller made it one), so the size is checked here, before any decoding.
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit is not None and image.width * image.height > limit:
+                raise ImageError(name, _bomb_cause(image.size))
+            yield image
+
+
+# What a path that is not a regular file is, by its st_mode: never read (it could block
+# or never end, like a FIFO or /dev/zero).
+SPECIAL_FILES = (
+    (stat.S_ISDIR, "is a folder, not an image"),
+    (stat.S_ISCHR, "is a character device (like /dev/zero), not an image file"),
+    (stat.S_ISBLK, "is a block device (a disk), not an image file"),
+    (stat.S_ISFIFO, "is a named pipe (FIFO), not an image file"),
+    (stat.S_ISSOCK, "is a socket, not an image file"),
+)
+OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+@contextmanager
+def _image_file(source, name):
+    """(binary file, its size in bytes or None) of a path, or a file object as given.
+
+    The path is opened once, without blocking (a FIFO without a writer would block open),
+    and everything after is asked of that descriptor: a file deleted after it was listed
+    is "no such file", one deleted later is read whole, and anything but a regular file is
+    refused by what it is, unread.
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        yield source, None
+        return
     try:
-        image = Image.open(source)
-    except FileNotFoundError:
-        raise ImageError(name, "no such file") from None
-    except IsADirectoryError:
-        raise ImageError(name, "is a folder, not an image") from None
-    except PermissionError:
-        raise ImageError(name, "permission denied") from None
-    except UnidentifiedImageError:
-        raise ImageError(name, _unidentified_cause(source)) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageError(name, _bomb_cause(None, error)) from None
-    except (OSError, ValueError, SyntaxError, EOFError) as error:
-        raise ImageError(name, f"cannot read ({error})") from None
-    with image:
-        # Pillow only warns between 1x and 2x its limit (and the warning is an error only
-        # where a caller made it one), so the size is checked here, before any decoding.
-        limit = Image.MAX_IMAGE_PIXELS
-        if limit is not None and image.width * image.height > limit:
-            raise ImageError(name, _bomb_cause(image.size))
-        yield image
+        descriptor = os.open(source, OPEN_FLAGS)
+    except OSError as error:
+        raise ImageError(name, _open_cause(source, error)) from None
+    try:
+        status = os.fstat(descriptor)
+        for is_kind, cause in SPECIAL_FILES:
+            if is_kind(status.st_mode):
+                raise ImageError(name, cause)
+        os.set_blocking(descriptor, True)
+        file = open(descriptor, "rb")  # closed by the with below
+    except BaseException:
+        os.close(descriptor)
+        raise
+    with file:
+        yield file, status.st_size
 
 
-def _unidentified_cause(source):
-    if isinstance(source, (str, os.PathLike)) and os.path.getsize(source) == 0:
-        return "empty file (0 bytes)"
-    return "not an image Pillow can read"
+def _open_cause(path, error):
+    """Why a path could not be opened, in a user's words."""
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    try:  # a socket cannot be opened (ENXIO): say what it is
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = 0
+    for is_kind, cause in SPECIAL_FILES:
+        if is_kind(mode):
+            return cause
+    return f"cannot open ({error.strerror or error})"
 
 
 def _bomb_cause(size, error=None):
