@@ -115,3 +115,28 @@ def test_predict_verbose_sees_a_turned_photo_as_viewed(tmp_path, fmt, suffix):
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
     assert result.stdout.startswith(f"{photo}\t")
+
+
+@pytest.mark.parametrize("decoding", ["one-thread", "processes"])
+def test_flatten_rows_equal_pillows_view_in_every_format(tmp_path, monkeypatch, decoding):
+    """flatten (the rows train and evaluate use) decodes in this thread or in worker
+    processes: either way each row is the picture as Pillow's exif_transpose shows it."""
+    from logreg_cli import images
+
+    if decoding == "processes":
+        monkeypatch.setattr(images, "PROCESS_MIN_IMAGES", 2)
+    data = tmp_path / "data"
+    for fmt, suffix, options in [("JPEG", ".jpg", {}), ("TIFF", ".tiff", {}), ("PNG", ".png", {})]:
+        for orientation in (3, 6, 8):
+            folder = data / ("a" if orientation == 6 else "b")
+            folder.mkdir(parents=True, exist_ok=True)
+            write_turned(folder / f"{orientation}{suffix}", fmt, options, orientation)
+    result = CliRunner().invoke(cli, ["flatten", str(data), "-o", str(tmp_path / "f.npz"),
+                                      "--size", "12x10", "-q",
+                                      "--jobs", "1" if decoding == "one-thread" else "2"])
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "f.npz", allow_pickle=False) as stored:
+        rows, paths = stored["X"], stored["paths"]
+    assert len(paths) == 9
+    for row, path in zip(rows, paths):
+        assert np.array_equal(row.reshape(10, 12, 3), pillow_reference(path, (12, 10))), path
