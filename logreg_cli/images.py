@@ -333,9 +333,14 @@ def _bomb_cause(size, error=None):
     return f"refused: {claimed}, over Pillow's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS}"
 
 
+# Words of Pillow's and its decoders' messages about data that stops early or is corrupt.
+DAMAGE_WORDS = ("truncated", "broken", "decoder error", "corrupt", "failed to read")
+
+
 def _decode_cause(error):
     text = str(error) or type(error).__name__
-    if "truncated" in text or isinstance(error, (EOFError, DamagedImage)):
+    if isinstance(error, (EOFError, DamagedImage)) or any(
+            word in text.lower() for word in DAMAGE_WORDS):
         return f"truncated or damaged ({text})"
     return f"cannot decode ({text})"
 

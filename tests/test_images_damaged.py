@@ -125,20 +125,35 @@ def test_a_cut_png_is_truncated_or_damaged(tmp_path, make, expected):
     assert refused_cause(path).startswith(expected)
 
 
-@pytest.mark.parametrize("fmt, suffix, options", [
-    ("GIF", ".gif", {}),
-    ("TIFF", ".tiff", {"compression": "tiff_lzw"}),
-    ("TIFF", ".tiff", {"compression": "tiff_adobe_deflate"}),
-    pytest.param("WEBP", ".webp", {"quality": 80},
+@pytest.mark.parametrize("fmt, suffix, options, pad", [
+    ("GIF", ".gif", {}, b"\0"),
+    ("GIF", ".gif", {}, b"\xff"),
+    pytest.param("WEBP", ".webp", {"quality": 80}, b"\xff",
                  marks=pytest.mark.skipif(not features.check("webp"), reason="no WebP")),
 ])
-def test_other_formats_cut_and_padded_are_already_refused(tmp_path, fmt, suffix, options):
-    """Shown here so that it stays so: each is refused by name (WebP only when the cut leaves
-    its header short: see the README)."""
-    data = encoded(fmt, **options)
+def test_other_formats_cut_and_padded_are_truncated_or_damaged(tmp_path, fmt, suffix, options,
+                                                                pad):
+    """A GIF cut and padded fails to decode; so does a WebP padded with anything but zeros
+    (zeros decode as valid data: see the README)."""
     path = tmp_path / f"cut{suffix}"
-    path.write_bytes(cut(data, pad=b"\xff" if fmt == "WEBP" else b"\0"))
-    refused_cause(path)
+    path.write_bytes(cut(encoded(fmt, **options), pad=pad))
+    assert refused_cause(path).startswith("truncated or damaged (")
+
+
+@pytest.mark.parametrize("compression", ["tiff_lzw", "tiff_adobe_deflate", "packbits", "jpeg"])
+def test_a_compressed_tiff_whose_strips_were_zeroed_is_damaged(tmp_path, compression):
+    """The TIFF's directory (at its end) survives; its strips from 40 % on are zeros."""
+    buffer = io.BytesIO()
+    photo().save(buffer, "TIFF", compression=compression, tiffinfo={278: 16})  # 16 rows a strip
+    data = bytearray(buffer.getvalue())
+    with Image.open(io.BytesIO(bytes(data))) as stored:
+        offsets, counts = stored.tag_v2[273], stored.tag_v2[279]
+    first, end = offsets[0], offsets[-1] + counts[-1]
+    start = first + int((end - first) * 0.4)
+    data[start:end] = bytes(end - start)
+    path = tmp_path / "zeroed.tiff"
+    path.write_bytes(bytes(data))
+    assert refused_cause(path).startswith("truncated or damaged (")
 
 
 # ---------------------------------------------------------------- through the commands
