@@ -4,8 +4,11 @@ A row is np.asarray(rgb_image).reshape(-1): H x W x 3 unrolled row-major, n = H 
 Sizes are (width, height), as Pillow counts them.
 
 Choices (documented in the README):
+- The EXIF orientation is applied only by ImageOps.exif_transpose, once (Pillow turns some
+  formats, such as TIFF, while loading them).
 - Transparency (RGBA, LA, PA, palette or grey/RGB with a transparent colour) is composited
-  on white, so a transparent background looks like paper, not like black.
+  on white, so a transparent background looks like paper, not like black; a PNG colour key
+  is brought to the scale of the decoded pixels first (2/4-bit grey, 16-bit grey and RGB).
 - 16-bit grey is scaled 0..65535 -> 0..255 (value / 257), never clipped; 32-bit integer grey
   likewise when its values fit 16 bits, else stretched over its own range; float grey is
   taken as 0..1 when it fits that, else stretched over its own range.
@@ -19,6 +22,11 @@ Choices (documented in the README):
 - An image with more pixels than Image.MAX_IMAGE_PIXELS (Pillow's decompression-bomb limit)
   is refused before it is decoded, also between 1x and 2x the limit, where Pillow itself
   would only warn. The limit is never lifted.
+- A JPEG/MPO without its end-of-image marker, or a PNG without IEND, is damaged: cut short,
+  maybe padded back to its length.
+- A path is opened once, without blocking; only a regular file is read (devices, FIFOs and
+  sockets are refused by what they are), and what follows asks that descriptor, so a file
+  deleted meanwhile is either "no such file" or read whole.
 """
 
 import mmap
@@ -51,6 +59,8 @@ CHUNK_BYTES = 256 * 1024
 # Files this big on average (photos) decode mostly outside the GIL: threads do as well as
 # processes there (tests/bench/bench_load.py), without forking.
 THREADS_FROM_BYTES = 256 * 1024
+# What Pillow raises on damaged image data, once a file has opened.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError)
 
 
 def is_image_name(path):
@@ -95,7 +105,7 @@ def load_image(source, size, info=None):
 
 
 def decode_full(source):
-    """One image -> (RGB uint8 array H x W x 3 at its stored size, EXIF-oriented, mode).
+    """One image -> (RGB uint8 array H x W x 3 at its full size as viewed, Pillow's mode).
 
     For auditing (pixel hashes); raises ImageError like load_image. The same decoding as
     load_image (orientation, transparency, grey levels), without the draft and the resize.
@@ -107,10 +117,6 @@ def decode_full(source):
             return np.asarray(rgb, dtype=np.uint8), mode
         except DECODE_ERRORS as error:
             raise ImageError(name, _decode_cause(error)) from None
-
-
-# What Pillow raises on damaged image data, once a file has opened.
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError)
 
 
 def _decode_upright(image, stored_size):
