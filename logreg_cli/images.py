@@ -156,7 +156,7 @@ def orient(image):
 JPEG_END = b"\xff\xd9"  # EOI, the end-of-image marker
 PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC
 JPEG_START_OF_SCAN = 0xDA
-JPEG_MARKERS_WITHOUT_LENGTH = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})
+JPEG_MARKERS_WITHOUT_LENGTH = frozenset({0x00, 0x01, 0xD8, *range(0xD0, 0xD8)})  # 00: junk
 FIRST_TAIL_BLOCK = 256
 LAST_TAIL_BLOCK = 1 << 20
 
@@ -193,7 +193,8 @@ def _refuse_unended(image):
 
 
 def _jpeg_scan_start(fp):
-    """Offset of the first scan's data, walking the marker segments; None if not found."""
+    """Offset of the first scan's data, walking the marker segments; None if not found
+    (junk between segments that Pillow skips leaves the file to Pillow's judgement)."""
     position = 2  # after SOI
     while True:
         fp.seek(position)

@@ -98,6 +98,18 @@ def test_bytes_after_the_end_marker_are_allowed(tmp_path):
         assert np.array_equal(load_image(path, (160, 120)).reshape(120, 160, 3), expected)
 
 
+@pytest.mark.parametrize("junk", [b"\xff\xff", b"\xff\x00", b"\x00\x00\x00"])
+def test_junk_between_segments_does_not_make_a_whole_jpeg_damaged(tmp_path, junk):
+    """Fill bytes or junk before the first scan (which Pillow skips) are not a cut."""
+    data = encoded("JPEG", **JPEG_444)
+    scan = data.index(b"\xff\xda")
+    path = tmp_path / "junk.jpg"
+    path.write_bytes(data[:scan] + junk + data[scan:])
+    with Image.open(io.BytesIO(data)) as reference:
+        expected = np.asarray(reference.convert("RGB"))
+    assert np.array_equal(load_image(path, (160, 120)).reshape(120, 160, 3), expected)
+
+
 def test_a_padded_mpo_is_damaged(tmp_path):
     buffer = io.BytesIO()
     photo().save(buffer, "MPO", save_all=True, append_images=[photo(seed=1)], **JPEG_444)
