@@ -46,7 +46,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageError, LogregError
 
 IMAGE_EXTENSIONS = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 )
 RESAMPLE = Image.Resampling.LANCZOS
 REDUCING_GAP = 3.0
@@ -257,8 +257,7 @@ def _opened(source, name):
         try:
             image = Image.open(file)
         except UnidentifiedImageError:
-            cause = "empty file (0 bytes)" if file_bytes == 0 else "not an image Pillow can read"
-            raise ImageError(name, cause) from None
+            raise ImageError(name, _unidentified_cause(file, file_bytes)) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
             raise ImageError(name, _bomb_cause(None, error)) from None
         except (OSError, ValueError, SyntaxError, EOFError) as error:
@@ -312,6 +311,16 @@ def _image_file(source, name):
         raise
     with file:
         yield file, status.st_size
+
+
+def _unidentified_cause(file, file_bytes):
+    """Empty, or not an image. A size of 0 is checked by reading: files such as those of
+    /proc say 0 bytes and still hold text."""
+    if file_bytes == 0:
+        file.seek(0)
+        if not file.read(1):
+            return "empty file (0 bytes)"
+    return "not an image Pillow can read"
 
 
 def _open_cause(path, error):

@@ -140,3 +140,19 @@ def test_flatten_rows_equal_pillows_view_in_every_format(tmp_path, monkeypatch, 
     assert len(paths) == 9
     for row, path in zip(rows, paths):
         assert np.array_equal(row.reshape(10, 12, 3), pillow_reference(path, (12, 10))), path
+
+
+def test_an_mpo_file_in_a_class_folder_is_an_image(tmp_path):
+    """3D cameras name their two-picture files .MPO: listed, read, turned like a JPEG."""
+    data = tmp_path / "data"
+    write_class_folders(data, ["red", "blue"], 2, size=(32, 16))
+    stereo = write_turned(data / "red" / "STEREO.MPO", "MPO", {"save_all": True}, 6)
+    result = CliRunner().invoke(cli, ["flatten", str(data), "-o", str(tmp_path / "f.npz"),
+                                      "--size", "32x16", "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    with np.load(tmp_path / "f.npz", allow_pickle=False) as stored:
+        paths, rows = list(stored["paths"]), stored["X"]
+    assert str(stereo) in paths
+    row = rows[paths.index(str(stereo))]
+    assert np.array_equal(row.reshape(16, 32, 3), pillow_reference(stereo, (32, 16)))

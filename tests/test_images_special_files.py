@@ -271,3 +271,11 @@ def test_train_skips_a_fifo_in_a_class_folder(tmp_path, data):
                     "-q")
     assert result.returncode == 0, result.stderr
     assert f"Warning: {fifo}: is a named pipe (FIFO), not an image file\n" in result.stderr
+
+
+def test_a_file_that_says_0_bytes_but_holds_text_is_not_empty():
+    """/proc files report a size of 0: only one that reads nothing is an "empty file"."""
+    status = "/proc/self/status"
+    if not os.path.exists(status) or os.stat(status).st_size != 0:
+        pytest.skip("no /proc file reporting 0 bytes here")
+    refused(status, "not an image Pillow can read")
