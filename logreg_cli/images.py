@@ -280,37 +280,45 @@ SPECIAL_FILES = (
     (stat.S_ISFIFO, "is a named pipe (FIFO), not an image file"),
     (stat.S_ISSOCK, "is a socket, not an image file"),
 )
-OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+NON_BLOCKING = getattr(os, "O_NONBLOCK", 0)
+OPEN_FLAGS = os.O_RDONLY | NON_BLOCKING | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 @contextmanager
 def _image_file(source, name):
     """(binary file, its size in bytes or None) of a path, or a file object as given.
 
-    The path is opened once, without blocking (a FIFO without a writer would block open),
-    and everything after is asked of that descriptor: a file deleted after it was listed
-    is "no such file", one deleted later is read whole, and anything but a regular file is
-    refused by what it is, unread.
+    Anything but a regular file is refused by what it is: by its stat before it is opened
+    (opening some devices has effects), then by the descriptor's, in case it was replaced
+    meanwhile. It is opened once, without blocking (a FIFO without a writer would block
+    open), and everything after asks that descriptor: a file deleted after it was listed
+    is "no such file", one deleted later is read whole.
     """
     if not isinstance(source, (str, os.PathLike)):
         yield source, None
         return
     try:
+        _refuse_special(os.stat(source).st_mode, name)
         descriptor = os.open(source, OPEN_FLAGS)
     except OSError as error:
-        raise ImageError(name, _open_cause(source, error)) from None
+        raise ImageError(name, _open_cause(error)) from None
     try:
         status = os.fstat(descriptor)
-        for is_kind, cause in SPECIAL_FILES:
-            if is_kind(status.st_mode):
-                raise ImageError(name, cause)
-        os.set_blocking(descriptor, True)
+        _refuse_special(status.st_mode, name)
+        if NON_BLOCKING:
+            os.set_blocking(descriptor, True)
         file = open(descriptor, "rb")  # closed by the with below
     except BaseException:
         os.close(descriptor)
         raise
     with file:
         yield file, status.st_size
+
+
+def _refuse_special(mode, name):
+    for is_kind, cause in SPECIAL_FILES:
+        if is_kind(mode):
+            raise ImageError(name, cause)
 
 
 def _unidentified_cause(file, file_bytes):
@@ -323,19 +331,12 @@ def _unidentified_cause(file, file_bytes):
     return "not an image Pillow can read"
 
 
-def _open_cause(path, error):
-    """Why a path could not be opened, in a user's words."""
+def _open_cause(error):
+    """Why a path could not be looked up or opened, in a user's words."""
     if isinstance(error, FileNotFoundError):
         return "no such file"
     if isinstance(error, PermissionError):
         return "permission denied"
-    try:  # a socket cannot be opened (ENXIO): say what it is
-        mode = os.stat(path).st_mode
-    except OSError:
-        mode = 0
-    for is_kind, cause in SPECIAL_FILES:
-        if is_kind(mode):
-            return cause
     return f"cannot open ({error.strerror or error})"
 
 

@@ -194,9 +194,15 @@ def first_block_device():
     return None
 
 
-def test_dev_zero_and_dev_null_are_character_devices():
+def test_dev_zero_and_dev_null_are_character_devices(monkeypatch):
+    """Refused from their stat, never opened (opening some devices has effects)."""
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda path, *args: opened.append(str(path))
+                        or real_open(path, *args))
     for device in ("/dev/zero", "/dev/null"):
         refused(device, "is a character device (like /dev/zero), not an image file")
+    assert opened == []
 
 
 @pytest.mark.skipif(first_block_device() is None, reason="no block device in /dev")
