@@ -215,3 +215,13 @@ def test_check_lists_it_as_unreadable(data_with_a_padded_photo):
     result = CliRunner().invoke(cli, ["check", str(data), "--format", "json"])
     report = json.loads(result.stdout)
     assert report["unreadable"] == [{"path": str(padded), "cause": CAUSE}]
+
+
+def test_explain_refuses_it_in_one_line(tmp_path, data_with_a_padded_photo):
+    data, padded = data_with_a_padded_photo
+    padded.rename(tmp_path / "padded.jpg")
+    padded = tmp_path / "padded.jpg"
+    model = train_model(data, tmp_path / "model.npz", epochs=2)
+    result = CliRunner().invoke(cli, ["explain", str(padded), "-m", str(model)])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {padded}: {CAUSE}\n"

@@ -156,3 +156,21 @@ def test_an_mpo_file_in_a_class_folder_is_an_image(tmp_path):
     assert str(stereo) in paths
     row = rows[paths.index(str(stereo))]
     assert np.array_equal(row.reshape(16, 32, 3), pillow_reference(stereo, (32, 16)))
+
+
+def test_explain_sees_a_turned_tiff_as_pillow_shows_it(tmp_path):
+    """explain decodes through the same loader: its probabilities are the model's on the
+    picture as viewed."""
+    from logreg_cli.model import load_model
+
+    data = tmp_path / "data"
+    write_class_folders(data, ["red", "blue"], 3, size=(32, 16))
+    model_path = train_model(data, tmp_path / "model.npz", epochs=5, size="32x16")
+    photo = write_turned(tmp_path / "turned.tiff", "TIFF", {}, 6)
+    result = CliRunner().invoke(cli, ["explain", str(photo), "-m", str(model_path),
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.output
+    explained = json.loads(result.stdout)["probabilities"]
+    model = load_model(model_path)
+    expected = model.predict_proba(pillow_reference(photo, (32, 16)).reshape(1, -1))[0]
+    assert [explained[name] for name in model.classes] == pytest.approx(expected, rel=1e-6)

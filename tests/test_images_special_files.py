@@ -285,3 +285,13 @@ def test_a_file_that_says_0_bytes_but_holds_text_is_not_empty():
     if not os.path.exists(status) or os.stat(status).st_size != 0:
         pytest.skip("no /proc file reporting 0 bytes here")
     refused(status, "not an image Pillow can read")
+
+
+def test_explain_refuses_special_files_in_one_line(tmp_path, model):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    for target, cause in ((fifo, "is a named pipe (FIFO), not an image file"),
+                          ("/dev/zero", "is a character device (like /dev/zero), not an image file"),
+                          (tmp_path / "gone.png", GONE)):
+        result = logreg("explain", target, "-m", model)
+        assert (result.returncode, result.stderr) == (2, f"Error: {target}: {cause}\n")
