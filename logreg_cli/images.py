@@ -34,6 +34,7 @@ import os
 import re
 import signal
 import stat
+import struct
 import sys
 import warnings
 from collections import deque
@@ -253,11 +254,11 @@ def _widen_colour_key(image):
 @contextmanager
 def _opened(source, name):
     """Image.open with every failure turned into an ImageError; refuses bombs unread."""
-    with _image_file(source, name) as (file, file_bytes):
+    with _image_file(source, name) as file:
         try:
             image = Image.open(file)
         except UnidentifiedImageError:
-            raise ImageError(name, _unidentified_cause(file, file_bytes)) from None
+            raise ImageError(name, _unidentified_cause(file)) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
             raise ImageError(name, _bomb_cause(None, error)) from None
         except (OSError, ValueError, SyntaxError, EOFError) as error:
@@ -286,7 +287,7 @@ OPEN_FLAGS = os.O_RDONLY | NON_BLOCKING | getattr(os, "O_NOCTTY", 0) | getattr(o
 
 @contextmanager
 def _image_file(source, name):
-    """(binary file, its size in bytes or None) of a path, or a file object as given.
+    """A binary file of a path, opened here, or a file object as given.
 
     Anything but a regular file is refused by what it is: by its stat before it is opened
     (opening some devices has effects), then by the descriptor's, in case it was replaced
@@ -295,7 +296,7 @@ def _image_file(source, name):
     is "no such file", one deleted later is read whole.
     """
     if not isinstance(source, (str, os.PathLike)):
-        yield source, None
+        yield source
         return
     try:
         _refuse_special(os.stat(source).st_mode, name)
@@ -312,7 +313,7 @@ def _image_file(source, name):
         os.close(descriptor)
         raise
     with file:
-        yield file, status.st_size
+        yield file
 
 
 def _refuse_special(mode, name):
@@ -321,14 +322,33 @@ def _refuse_special(mode, name):
             raise ImageError(name, cause)
 
 
-def _unidentified_cause(file, file_bytes):
-    """Empty, or not an image. A size of 0 is checked by reading: files such as those of
-    /proc say 0 bytes and still hold text."""
-    if file_bytes == 0:
-        file.seek(0)
-        if not file.read(1):
-            return "empty file (0 bytes)"
+def _unidentified_cause(file):
+    """Empty, damaged (it starts like a format Pillow knows), or not an image.
+
+    Emptiness is found by reading, not by the size: files such as those of /proc say 0
+    bytes and hold text. The formats' own signature tests (Pillow's accept functions) tell
+    a damaged image, such as a TIFF cut before its directory, from a text file.
+    """
+    file.seek(0)
+    head = file.read(16)
+    if not head:
+        return "empty file (0 bytes)"
+    claimed = _format_by_signature(head)
+    if claimed:
+        return f"truncated or damaged (it starts like a {claimed} file but cannot be read)"
     return "not an image Pillow can read"
+
+
+def _format_by_signature(head):
+    """The first format whose signature test accepts head, or None (formats without a test,
+    which Pillow tries on anything, are left out)."""
+    for fmt, (_, accept) in Image.OPEN.items():
+        try:
+            if accept is not None and accept(head):
+                return fmt
+        except (SyntaxError, IndexError, TypeError, ValueError, struct.error):  # as Pillow does
+            continue
+    return None
 
 
 def _open_cause(error):

@@ -225,3 +225,31 @@ def test_explain_refuses_it_in_one_line(tmp_path, data_with_a_padded_photo):
     result = CliRunner().invoke(cli, ["explain", str(padded), "-m", str(model)])
     assert result.exit_code == 2
     assert result.stderr == f"Error: {padded}: {CAUSE}\n"
+
+
+@pytest.mark.parametrize("compression", ["tiff_lzw", "tiff_adobe_deflate", "packbits", "jpeg"])
+@pytest.mark.parametrize("pad", [b"\0", b"\xff", b""], ids=["zeros", "ff", "unpadded"])
+def test_a_tiff_cut_before_its_directory_is_damaged_not_a_non_image(tmp_path, compression, pad):
+    """libtiff writes the directory last: a cut TIFF still starts like a TIFF."""
+    path = tmp_path / "cut.tiff"
+    path.write_bytes(cut(encoded("TIFF", compression=compression), pad=pad))
+    assert refused_cause(path) == ("truncated or damaged (it starts like a TIFF file but "
+                                   "cannot be read)")
+
+
+def test_a_text_file_is_still_not_an_image(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("not a picture\n")
+    assert refused_cause(path) == "not an image Pillow can read"
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"no", "not an image Pillow can read"),
+    (b"BM", "truncated or damaged (it starts like a BMP file but cannot be read)"),
+    (b"\x89PNG\r\n\x1a\n", "truncated or damaged ("),
+    (b"II*\x00", "truncated or damaged (it starts like a TIFF file but cannot be read)"),
+])
+def test_a_few_bytes_are_named_by_what_they_start_like(tmp_path, content, expected):
+    path = tmp_path / "short.png"
+    path.write_bytes(content)
+    assert refused_cause(path).startswith(expected)
