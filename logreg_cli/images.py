@@ -155,7 +155,7 @@ def orient(image):
 
 
 JPEG_END = b"\xff\xd9"  # EOI, the end-of-image marker
-PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC
+PNG_END = b"\0\0\0\0IEND"  # the IEND chunk's length and type (not its CRC: some writers err)
 JPEG_START_OF_SCAN = 0xDA
 JPEG_MARKERS_WITHOUT_LENGTH = frozenset({0x00, 0x01, 0xD8, *range(0xD0, 0xD8)})  # 00: junk
 FIRST_TAIL_BLOCK = 256

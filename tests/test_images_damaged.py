@@ -253,3 +253,13 @@ def test_a_few_bytes_are_named_by_what_they_start_like(tmp_path, content, expect
     path = tmp_path / "short.png"
     path.write_bytes(content)
     assert refused_cause(path).startswith(expected)
+
+
+def test_a_png_whose_iend_has_a_wrong_crc_is_whole(tmp_path):
+    """Some writers get the IEND chunk's CRC wrong; the picture before it is whole."""
+    data = encoded("PNG")
+    path = tmp_path / "bad-crc.png"
+    path.write_bytes(data[:-4] + b"\0\0\0\0")
+    with Image.open(io.BytesIO(data)) as reference:
+        expected = np.asarray(reference.convert("RGB"))
+    assert np.array_equal(load_image(path, (160, 120)).reshape(120, 160, 3), expected)
