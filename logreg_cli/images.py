@@ -186,20 +186,42 @@ def _refuse_unended(image):
         return
     resume = image.fp.tell()
     try:
-        data = _jpeg_scan_start(image.fp) if needle is JPEG_END else image.tile[0].offset
-        if data is not None and not _found_backwards(image.fp, needle, data):
+        read_at, size = _random_reader(image.fp)
+        data = _jpeg_scan_start(read_at) if needle is JPEG_END else image.tile[0].offset
+        if data is not None and not _found_backwards(read_at, size, needle, data):
             raise DamagedImage(f"{kind}: cut short, maybe padded")
     finally:
         image.fp.seek(resume)
 
 
-def _jpeg_scan_start(fp):
+def _random_reader(fp):
+    """(read_at(offset, count) -> bytes, size of the file) for a binary file object.
+
+    A real file is read with os.pread, which leaves its position and buffer alone (seeking
+    would throw away what Pillow has buffered and cost a re-read); a stream such as
+    BytesIO is read with seek and read.
+    """
+    try:
+        descriptor = fp.fileno()
+    except (AttributeError, OSError, ValueError):
+        descriptor = None
+    if descriptor is not None and hasattr(os, "pread"):
+        return (lambda offset, count: os.pread(descriptor, count, offset),
+                os.fstat(descriptor).st_size)
+
+    def read_at(offset, count):
+        fp.seek(offset)
+        return fp.read(count)
+
+    return read_at, fp.seek(0, os.SEEK_END)
+
+
+def _jpeg_scan_start(read_at):
     """Offset of the first scan's data, walking the marker segments; None if not found
     (junk between segments that Pillow skips leaves the file to Pillow's judgement)."""
     position = 2  # after SOI
     while True:
-        fp.seek(position)
-        head = fp.read(4)
+        head = read_at(position, 4)
         if len(head) < 2 or head[0] != 0xFF:
             return None
         marker = head[1]
@@ -215,16 +237,15 @@ def _jpeg_scan_start(fp):
                 return position
 
 
-def _found_backwards(fp, needle, start):
-    """True when needle occurs in the file after offset start; reads from the end, in blocks
-    growing from FIRST_TAIL_BLOCK (the needle is usually in the last few bytes)."""
-    position = fp.seek(0, os.SEEK_END)
+def _found_backwards(read_at, size, needle, start):
+    """True when needle occurs in the file between offset start and size; reads from the
+    end, in blocks growing from FIRST_TAIL_BLOCK (the needle is usually in the last bytes)."""
+    position = size
     following = b""  # the start of the block read before, for a needle across two blocks
     block_size = FIRST_TAIL_BLOCK
     while position > start:
         begin = max(start, position - block_size)
-        fp.seek(begin)
-        block = fp.read(position - begin) + following
+        block = read_at(begin, position - begin) + following
         if needle in block:
             return True
         following, position = block[: len(needle) - 1], begin
