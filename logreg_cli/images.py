@@ -184,36 +184,38 @@ def _refuse_unended(image):
         needle, kind = PNG_END, "no IEND chunk after the PNG data"
     else:
         return
-    resume = image.fp.tell()
-    try:
-        read_at, size = _random_reader(image.fp)
+    with _random_reader(image.fp) as (read_at, size):
         data = _jpeg_scan_start(read_at) if needle is JPEG_END else image.tile[0].offset
         if data is not None and not _found_backwards(read_at, size, needle, data):
             raise DamagedImage(f"{kind}: cut short, maybe padded")
-    finally:
-        image.fp.seek(resume)
 
 
+@contextmanager
 def _random_reader(fp):
     """(read_at(offset, count) -> bytes, size of the file) for a binary file object.
 
     A real file is read with os.pread, which leaves its position and buffer alone (seeking
     would throw away what Pillow has buffered and cost a re-read); a stream such as
-    BytesIO is read with seek and read.
+    BytesIO is read with seek and read, and put back where it was.
     """
     try:
         descriptor = fp.fileno()
     except (AttributeError, OSError, ValueError):
         descriptor = None
     if descriptor is not None and hasattr(os, "pread"):
-        return (lambda offset, count: os.pread(descriptor, count, offset),
-                os.fstat(descriptor).st_size)
+        yield (lambda offset, count: os.pread(descriptor, count, offset),
+               os.fstat(descriptor).st_size)
+        return
 
     def read_at(offset, count):
         fp.seek(offset)
         return fp.read(count)
 
-    return read_at, fp.seek(0, os.SEEK_END)
+    resume = fp.tell()
+    try:
+        yield read_at, fp.seek(0, os.SEEK_END)
+    finally:
+        fp.seek(resume)
 
 
 def _jpeg_scan_start(read_at):
