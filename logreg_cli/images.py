@@ -4,8 +4,11 @@ A row is np.asarray(rgb_image).reshape(-1): H x W x 3 unrolled row-major, n = H 
 Sizes are (width, height), as Pillow counts them.
 
 Choices (documented in the README):
+- The EXIF orientation is applied only by ImageOps.exif_transpose, once (Pillow turns some
+  formats, such as TIFF, while loading them).
 - Transparency (RGBA, LA, PA, palette or grey/RGB with a transparent colour) is composited
-  on white, so a transparent background looks like paper, not like black.
+  on white, so a transparent background looks like paper, not like black; a PNG colour key
+  is brought to the scale of the decoded pixels first (2/4-bit grey, 16-bit grey and RGB).
 - 16-bit grey is scaled 0..65535 -> 0..255 (value / 257), never clipped; 32-bit integer grey
   likewise when its values fit 16 bits, else stretched over its own range; float grey is
   taken as 0..1 when it fits that, else stretched over its own range.
@@ -19,12 +22,19 @@ Choices (documented in the README):
 - An image with more pixels than Image.MAX_IMAGE_PIXELS (Pillow's decompression-bomb limit)
   is refused before it is decoded, also between 1x and 2x the limit, where Pillow itself
   would only warn. The limit is never lifted.
+- A JPEG/MPO without its end-of-image marker, or a PNG without IEND, is damaged: cut short,
+  maybe padded back to its length.
+- A path is opened once, without blocking; only a regular file is read (devices, FIFOs and
+  sockets are refused by what they are), and what follows asks that descriptor, so a file
+  deleted meanwhile is either "no such file" or read whole.
 """
 
 import mmap
 import os
 import re
 import signal
+import stat
+import struct
 import sys
 import warnings
 from collections import deque
@@ -32,12 +42,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, LogregError
 
 IMAGE_EXTENSIONS = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 )
 RESAMPLE = Image.Resampling.LANCZOS
 REDUCING_GAP = 3.0
@@ -50,6 +60,8 @@ CHUNK_BYTES = 256 * 1024
 # Files this big on average (photos) decode mostly outside the GIL: threads do as well as
 # processes there (tests/bench/bench_load.py), without forking.
 THREADS_FROM_BYTES = 256 * 1024
+# What Pillow raises on damaged image data, once a file has opened.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError)
 
 
 def is_image_name(path):
@@ -74,39 +86,53 @@ def load_image(source, size, info=None):
     Raises ImageError naming the file and the cause. A decompression bomb is refused before
     anything is decoded. Thread-safe.
     info: an optional dict; it receives "original_size", the (width, height) of the image
-    as stored, turned by its EXIF orientation, and "mode", Pillow's mode as stored.
+    as a person sees it (turned by its EXIF orientation), and "mode", Pillow's mode as stored.
     """
     name = source_name(source)
     with _opened(source, name) as image:
         try:
-            stored_size, mode = image.size, image.mode
+            stored_size = image.size
             target = max(size) * DRAFT_MARGIN
             image.draft("RGB", (target, target))  # JPEG only; a no-op for other formats
-            oriented, turned = orient(image)
+            rgb, viewed_size, mode = _decode_upright(image, stored_size)
             if info is not None:
-                info["original_size"] = stored_size[::-1] if turned else stored_size
+                info["original_size"] = viewed_size
                 info["mode"] = mode
-            rgb = to_rgb(oriented)
             if rgb.size != tuple(size):
                 rgb = rgb.resize(tuple(size), RESAMPLE, reducing_gap=REDUCING_GAP)
             return np.asarray(rgb, dtype=np.uint8).reshape(-1)
-        except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as error:
+        except DECODE_ERRORS as error:
             raise ImageError(name, _decode_cause(error)) from None
 
 
 def decode_full(source):
-    """One image -> (RGB uint8 array H x W x 3 at its stored size, EXIF-oriented, mode).
+    """One image -> (RGB uint8 array H x W x 3 at its full size as viewed, Pillow's mode).
 
-    For auditing (pixel hashes); raises ImageError like load_image.
+    For auditing (pixel hashes); raises ImageError like load_image. The same decoding as
+    load_image (orientation, transparency, grey levels), without the draft and the resize.
     """
     name = source_name(source)
     with _opened(source, name) as image:
         try:
-            mode = image.mode
-            oriented, _ = orient(image)
-            return np.asarray(to_rgb(oriented), dtype=np.uint8), mode
-        except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as error:
+            rgb, _, mode = _decode_upright(image, image.size)
+            return np.asarray(rgb, dtype=np.uint8), mode
+        except DECODE_ERRORS as error:
             raise ImageError(name, _decode_cause(error)) from None
+
+
+def _decode_upright(image, stored_size):
+    """An opened image (maybe drafted) -> (RGB image upright, viewed (width, height), mode).
+
+    stored_size is image.size before any draft (a JPEG's draft shrinks it). The viewed size
+    is that, turned when the orientation swaps width and height: what a person sees, and
+    what predict -v and check report.
+    """
+    mode = image.mode
+    _refuse_unended(image)
+    _widen_colour_key(image)
+    turned = orient(image)
+    viewed_size = stored_size[::-1] if turned else stored_size
+    return to_rgb(image), viewed_size, mode
 
 
 def source_name(source):
@@ -116,59 +142,245 @@ def source_name(source):
     return getattr(source, "name", "<stream>")
 
 
-TRANSPOSE_FOR_ORIENTATION = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
+def orient(image):
+    """Turn image upright, in place, as its EXIF orientation says; True when turned 90 degrees.
+
+    Only through ImageOps.exif_transpose, which loads the image first: some formats (TIFF,
+    with Pillow >= 13) are already turned by loading and lose their tag then, so reading the
+    tag ourselves would turn them twice. in_place spares a copy of unturned images.
+    """
+    before = image.size
+    ImageOps.exif_transpose(image, in_place=True)
+    return image.size != before
+
+
+JPEG_END = b"\xff\xd9"  # EOI, the end-of-image marker
+PNG_END = b"\0\0\0\0IEND"  # the IEND chunk's length and type (not its CRC: some writers err)
+JPEG_START_OF_SCAN = 0xDA
+JPEG_MARKERS_WITHOUT_LENGTH = frozenset({0x00, 0x01, 0xD8, *range(0xD0, 0xD8)})  # 00: junk
+FIRST_TAIL_BLOCK = 256
+LAST_TAIL_BLOCK = 1 << 20
+
+
+class DamagedImage(ValueError):
+    """The image data ends before the picture does, though the decoder would not notice."""
+
+
+def _refuse_unended(image):
+    """Raise DamagedImage when a JPEG, MPO or PNG lacks its end marker after its image data.
+
+    A file cut short and padded to its old length (with zeros, as a failed copy or download
+    leaves it) may decode without an error, the padding turned into garbage pixels: the
+    missing end marker tells. JPEG: an EOI (FF D9, never found in entropy-coded data) after
+    the start of the first scan; PNG: the IEND chunk after the first IDAT. Bytes after the
+    marker (camera padding, an appended video) are allowed. The file is searched backwards
+    from its end, so a whole file is read only when it is damaged.
+    """
+    if image.fp is None or not image.tile:
+        return
+    if image.format in ("JPEG", "MPO"):
+        needle, kind = JPEG_END, "no end-of-image marker after the JPEG data"
+    elif image.format == "PNG":
+        needle, kind = PNG_END, "no IEND chunk after the PNG data"
+    else:
+        return
+    with _random_reader(image.fp) as (read_at, size):
+        data = _jpeg_scan_start(read_at) if needle is JPEG_END else image.tile[0].offset
+        if data is not None and not _found_backwards(read_at, size, needle, data):
+            raise DamagedImage(f"{kind}: cut short, maybe padded")
+
+
+@contextmanager
+def _random_reader(fp):
+    """(read_at(offset, count) -> bytes, size of the file) for a binary file object.
+
+    A real file is read with os.pread, which leaves its position and buffer alone (seeking
+    would throw away what Pillow has buffered and cost a re-read); a stream such as
+    BytesIO is read with seek and read, and put back where it was.
+    """
+    try:
+        descriptor = fp.fileno()
+    except (AttributeError, OSError, ValueError):
+        descriptor = None
+    if descriptor is not None and hasattr(os, "pread"):
+        yield (lambda offset, count: os.pread(descriptor, count, offset),
+               os.fstat(descriptor).st_size)
+        return
+
+    def read_at(offset, count):
+        fp.seek(offset)
+        return fp.read(count)
+
+    resume = fp.tell()
+    try:
+        yield read_at, fp.seek(0, os.SEEK_END)
+    finally:
+        fp.seek(resume)
+
+
+def _jpeg_scan_start(read_at):
+    """Offset of the first scan's data, walking the marker segments; None if not found
+    (junk between segments that Pillow skips leaves the file to Pillow's judgement)."""
+    position = 2  # after SOI
+    while True:
+        head = read_at(position, 4)
+        if len(head) < 2 or head[0] != 0xFF:
+            return None
+        marker = head[1]
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+        elif marker in JPEG_MARKERS_WITHOUT_LENGTH:
+            position += 2
+        elif len(head) < 4:
+            return None
+        else:
+            position += 2 + int.from_bytes(head[2:4], "big")
+            if marker == JPEG_START_OF_SCAN:
+                return position
+
+
+def _found_backwards(read_at, size, needle, start):
+    """True when needle occurs in the file between offset start and size; reads from the
+    end, in blocks growing from FIRST_TAIL_BLOCK (the needle is usually in the last bytes)."""
+    position = size
+    following = b""  # the start of the block read before, for a needle across two blocks
+    block_size = FIRST_TAIL_BLOCK
+    while position > start:
+        begin = max(start, position - block_size)
+        block = read_at(begin, position - begin) + following
+        if needle in block:
+            return True
+        following, position = block[: len(needle) - 1], begin
+        block_size = min(2 * block_size, LAST_TAIL_BLOCK)
+    return False
+
+
+# Pillow widens 2- and 4-bit grey PNG samples to 0..255 and keeps the top byte of 16-bit RGB
+# ones, but gives their colour key (tRNS) in the file's units: the key is widened the same way.
+KEY_WIDENING = {
+    "L;2": lambda key: key * 85,
+    "L;4": lambda key: key * 17,
+    "RGB;16B": lambda key: tuple(value >> 8 for value in key),
 }
 
 
-def orient(image):
-    """Apply the EXIF orientation (as ImageOps.exif_transpose, without rewriting the EXIF).
-
-    Returns (image upright, True when width and height were swapped).
-    """
-    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-    method = TRANSPOSE_FOR_ORIENTATION.get(orientation)
-    if method is None:
-        return image, False
-    return image.transpose(method), orientation >= 5
+def _widen_colour_key(image):
+    """Before loading: bring a PNG's colour key to the scale of the pixels Pillow decodes."""
+    key = image.info.get("transparency")
+    if key is None or image.format != "PNG" or not image.tile:
+        return
+    widen = KEY_WIDENING.get(image.tile[0].args)
+    if widen is not None:
+        image.info["transparency"] = widen(key)
 
 
 @contextmanager
 def _opened(source, name):
     """Image.open with every failure turned into an ImageError; refuses bombs unread."""
+    with _image_file(source, name) as file:
+        try:
+            image = Image.open(file)
+        except UnidentifiedImageError:
+            raise ImageError(name, _unidentified_cause(file)) from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise ImageError(name, _bomb_cause(None, error)) from None
+        except (OSError, ValueError, SyntaxError, EOFError) as error:
+            raise ImageError(name, f"cannot read ({error})") from None
+        with image:
+            # Pillow only warns between 1x and 2x its limit (and the warning is an error only
+            # where a caller made it one), so the size is checked here, before any decoding.
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit is not None and image.width * image.height > limit:
+                raise ImageError(name, _bomb_cause(image.size))
+            yield image
+
+
+# What a path that is not a regular file is, by its st_mode: never read (it could block
+# or never end, like a FIFO or /dev/zero).
+SPECIAL_FILES = (
+    (stat.S_ISDIR, "is a folder, not an image"),
+    (stat.S_ISCHR, "is a character device (like /dev/zero), not an image file"),
+    (stat.S_ISBLK, "is a block device (a disk), not an image file"),
+    (stat.S_ISFIFO, "is a named pipe (FIFO), not an image file"),
+    (stat.S_ISSOCK, "is a socket, not an image file"),
+)
+NON_BLOCKING = getattr(os, "O_NONBLOCK", 0)
+OPEN_FLAGS = os.O_RDONLY | NON_BLOCKING | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+@contextmanager
+def _image_file(source, name):
+    """A binary file of a path, opened here, or a file object as given.
+
+    Anything but a regular file is refused by what it is: by its stat before it is opened
+    (opening some devices has effects), then by the descriptor's, in case it was replaced
+    meanwhile. It is opened once, without blocking (a FIFO without a writer would block
+    open), and everything after asks that descriptor: a file deleted after it was listed
+    is "no such file", one deleted later is read whole.
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        yield source
+        return
     try:
-        image = Image.open(source)
-    except FileNotFoundError:
-        raise ImageError(name, "no such file") from None
-    except IsADirectoryError:
-        raise ImageError(name, "is a folder, not an image") from None
-    except PermissionError:
-        raise ImageError(name, "permission denied") from None
-    except UnidentifiedImageError:
-        raise ImageError(name, _unidentified_cause(source)) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageError(name, _bomb_cause(None, error)) from None
-    except (OSError, ValueError, SyntaxError, EOFError) as error:
-        raise ImageError(name, f"cannot read ({error})") from None
-    with image:
-        # Pillow only warns between 1x and 2x its limit (and the warning is an error only
-        # where a caller made it one), so the size is checked here, before any decoding.
-        limit = Image.MAX_IMAGE_PIXELS
-        if limit is not None and image.width * image.height > limit:
-            raise ImageError(name, _bomb_cause(image.size))
-        yield image
+        _refuse_special(os.stat(source).st_mode, name)
+        descriptor = os.open(source, OPEN_FLAGS)
+    except OSError as error:
+        raise ImageError(name, _open_cause(error)) from None
+    try:
+        status = os.fstat(descriptor)
+        _refuse_special(status.st_mode, name)
+        if NON_BLOCKING:
+            os.set_blocking(descriptor, True)
+        file = open(descriptor, "rb")  # closed by the with below
+    except BaseException:
+        os.close(descriptor)
+        raise
+    with file:
+        yield file
 
 
-def _unidentified_cause(source):
-    if isinstance(source, (str, os.PathLike)) and os.path.getsize(source) == 0:
+def _refuse_special(mode, name):
+    for is_kind, cause in SPECIAL_FILES:
+        if is_kind(mode):
+            raise ImageError(name, cause)
+
+
+def _unidentified_cause(file):
+    """Empty, damaged (it starts like a format Pillow knows), or not an image.
+
+    Emptiness is found by reading, not by the size: files such as those of /proc say 0
+    bytes and hold text. The formats' own signature tests (Pillow's accept functions) tell
+    a damaged image, such as a TIFF cut before its directory, from a text file.
+    """
+    file.seek(0)
+    head = file.read(16)
+    if not head:
         return "empty file (0 bytes)"
+    claimed = _format_by_signature(head)
+    if claimed:
+        return f"truncated or damaged (it starts like a {claimed} file but cannot be read)"
     return "not an image Pillow can read"
+
+
+def _format_by_signature(head):
+    """The first format whose signature test accepts head, or None (formats without a test,
+    which Pillow tries on anything, are left out)."""
+    for fmt, (_, accept) in Image.OPEN.items():
+        try:
+            if accept is not None and accept(head):
+                return fmt
+        except (SyntaxError, IndexError, TypeError, ValueError, struct.error):  # as Pillow does
+            continue
+    return None
+
+
+def _open_cause(error):
+    """Why a path could not be looked up or opened, in a user's words."""
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    return f"cannot open ({error.strerror or error})"
 
 
 def _bomb_cause(size, error=None):
@@ -181,9 +393,14 @@ def _bomb_cause(size, error=None):
     return f"refused: {claimed}, over Pillow's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS}"
 
 
+# Words of Pillow's and its decoders' messages about data that stops early or is corrupt.
+DAMAGE_WORDS = ("truncated", "broken", "decoder error", "corrupt", "failed to read")
+
+
 def _decode_cause(error):
     text = str(error) or type(error).__name__
-    if "truncated" in text or isinstance(error, EOFError):
+    if isinstance(error, (EOFError, DamagedImage)) or any(
+            word in text.lower() for word in DAMAGE_WORDS):
         return f"truncated or damaged ({text})"
     return f"cannot decode ({text})"
 
@@ -203,7 +420,8 @@ def to_rgb(image):
 
 
 def _grey_to_rgb(image):
-    """16-bit, 32-bit integer and float grey -> 8-bit grey by their value range, not clipping.
+    """16-bit, 32-bit integer and float grey -> 8-bit grey by their value range, not clipping;
+    pixels equal to a colour key (info["transparency"]) become white.
 
     16-bit images map 0..65535 to 0..255; 32-bit integer images likewise when their values
     fit 16 bits, else their own min..max; float images are taken as 0..1 when they fit it
@@ -213,6 +431,9 @@ def _grey_to_rgb(image):
     with np.errstate(invalid="ignore", over="ignore"):  # inf and NaN pixels: nan_to_num below
         grey = _grey_levels(image.mode, values)
     grey = np.clip(np.rint(np.nan_to_num(grey)), 0, 255).astype(np.uint8)
+    key = image.info.get("transparency")
+    if isinstance(key, (int, float)):  # a colour key, in the stored units: composited on white
+        grey[values == key] = 255
     return Image.fromarray(grey, "L").convert("RGB")
 
 

@@ -313,6 +313,10 @@ def _history_lists(table, metadata):
     if table.dtype.kind != "f" or table.ndim != 2 or table.shape[1] != len(columns):
         raise _Refused(f"history has dtype {table.dtype} and shape {table.shape}, expected "
                        f"float with {len(columns)} columns")
+    if "epoch" in columns:
+        epochs = table[:, columns.index("epoch")]
+        if not (np.isfinite(epochs).all() and (epochs >= 0).all() and (epochs % 1 == 0).all()):
+            raise _Refused("history's epoch column must hold whole numbers >= 0")
     history = {}
     for name, column in zip(columns, table.T.astype(np.float64)):
         values = [None if v != v else v for v in column.tolist()]

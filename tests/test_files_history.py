@@ -126,3 +126,15 @@ def test_predict_and_inspect_do_not_pay_for_two_million_epochs(tmp_path, trained
         assert long_peak - short_peak < 20, (command[0], short_peak, long_peak)
         # generous for a busy machine: reading the history took 3 s and more
         assert long_seconds < 2 * short_seconds + 1.0, (command[0], short_seconds, long_seconds)
+
+
+@pytest.mark.parametrize("bad_epoch", [np.inf, np.nan, -1.0, 0.5])
+def test_a_history_whose_epochs_are_not_whole_numbers_is_refused(tmp_path, trained, bad_epoch):
+    """Found by the model fuzzer: an epoch of inf crashed loading (int(inf))."""
+    arrays = stored(trained[0])
+    history = arrays["history"].copy()
+    history[0, 0] = bad_epoch
+    path = tmp_path / "bad.npz"
+    np.savez(path, **{**arrays, "history": history})
+    with pytest.raises(Exception, match=f"{path}: history's epoch column must hold whole"):
+        load_model(path)
