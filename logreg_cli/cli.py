@@ -1,4 +1,5 @@
-"""The `logreg` command line: thin click commands over dataset, images, model, metrics, core.
+"""The `logreg` command line: click commands over the library (api.py), each one call of it
+plus parsing, progress bars, signals and the views of views.py.
 
 stdout carries the product (predictions, reports, JSON); progress, warnings and summaries go
 to stderr. Exit codes: 0 success, 1 some inputs failed (named on stderr), 2 usage or input
@@ -16,13 +17,10 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import LogregError
+from .errors import LogregError, OptionError
+from .options import LARGEST_COUNT, OPTIONS, parse_size
 
 MODEL_HELP = "Model file (default model.npz, or $LOGREG_MODEL)."
-SCHEDULE_NAMES = ("none", "inverse", "exponential", "sqrt", "linear")
-# Images are resized to --size; 4096x4096 is 50 million features, far past any sensible
-# linear model, and it keeps a typo (--size 64000x64000) from exhausting memory.
-MAX_SIZE_PIXELS = 4096 * 4096
 
 
 class LogregGroup(click.Group):
@@ -82,10 +80,6 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
-# Counts and seeds end up in numpy int64 arithmetic (epoch // decay_steps, ...).
-LARGEST_COUNT = 2**63 - 1
-
-
 class Count(click.IntRange):
     """click.IntRange from a minimum up to LARGEST_COUNT (checked here, so that --help
     reads "x>=1" rather than a 19-digit range)."""
@@ -116,8 +110,50 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
-def positive_float():
-    return FiniteFloatRange(min=0.0, min_open=True)
+class SizeType(click.ParamType):
+    """WIDTHxHEIGHT -> (width, height), checked by options.parse_size, whose message
+    (it names --size and the value) is the error line as it is."""
+
+    name = "WIDTHxHEIGHT"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_size(value)
+        except OptionError as error:
+            raise UserError(str(error)) from None
+
+
+def click_type(option):
+    """The click type that parses and range-checks an options.Option."""
+    if option.kind == "count":
+        return count(option.low)
+    if option.kind == "float":
+        return FiniteFloatRange(min=option.low, max=option.high, min_open=option.low_open,
+                                max_open=option.high_open)
+    if option.kind == "choice":
+        return click.Choice(option.choices)
+    if option.kind == "size":
+        return SizeType()
+    if option.kind == "path":
+        return click.Path(path_type=Path)
+    return None
+
+
+def declared(name, **overrides):
+    """A click.option built from the declaration of option name in options.py."""
+    option = OPTIONS[name]
+    settings = dict(default=option.default, help=option.help,
+                    show_default=option.show_default and option.default is not None)
+    if option.kind == "flag" and "/" not in option.flag:
+        settings["is_flag"] = True
+    elif option.kind != "flag":
+        settings["type"] = click_type(option)
+    if option.kind == "size":
+        settings["metavar"] = "WIDTHxHEIGHT"
+    settings.update(overrides)
+    return click.option(*option.flags, name, **settings)
 
 
 def model_option(func):
@@ -127,8 +163,7 @@ def model_option(func):
 
 
 def jobs_option(func):
-    return click.option("--jobs", "-j", type=count(1), default=None,
-                        help="Images decoded in parallel (default: all cores).")(func)
+    return declared("jobs")(func)
 
 
 def quiet_option(func):
@@ -139,21 +174,6 @@ def quiet_option(func):
 def strict_option(func):
     return click.option("--strict", is_flag=True,
                         help="Stop at the first unreadable image (exit 2) instead of skipping it.")(func)
-
-
-def parse_size(text):
-    """'WIDTHxHEIGHT' -> (width, height) of positive ints, else LogregError."""
-    parts = text.lower().split("x")
-    try:
-        width, height = (int(part) for part in parts)
-    except ValueError:
-        raise LogregError(f"--size must look like WIDTHxHEIGHT, e.g. 64x64; got {text!r}") from None
-    if width < 1 or height < 1:
-        raise LogregError(f"--size needs a positive width and height, got {text!r}")
-    if width * height > MAX_SIZE_PIXELS:
-        raise LogregError(f"--size {text} is too large: at most {MAX_SIZE_PIXELS} pixels "
-                          "(e.g. 4096x4096) per image")
-    return width, height
 
 
 class _NoBar:
@@ -207,19 +227,19 @@ def warn(message):
 def load_dataset(data, size, quiet, strict, jobs, classes=None):
     """Load DATA (class folder, labels file or feature file) with a progress bar (images/s)
     and one warning line per unreadable file, then their count."""
-    from .dataset import load_data
-
-    def on_error(error):
-        if strict:
-            raise error
-        warn(str(error))
+    from .api import folder_loader
 
     with progress_bar(quiet, desc="loading", unit="img") as bar:
-        dataset = load_data(data, size, classes=classes, jobs=jobs, on_error=on_error,
-                            on_image=bar.update, on_total=lambda total: set_total(bar, total))
+        load = folder_loader(jobs, strict, on_warning=warn_error, on_image=bar.update,
+                             on_total=lambda total: set_total(bar, total))
+        dataset = load(data, size, classes)
     if dataset.skipped:
         say(f"skipped {len(dataset.skipped)} unreadable file(s) in {data}")
     return dataset
+
+
+def warn_error(error):
+    warn(str(error))
 
 
 def set_total(bar, total):
@@ -265,46 +285,23 @@ def main(args=None, prog_name="logreg"):
 @cli.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @model_option
-@click.option("--size", default=None,
-              help="Image size WIDTHxHEIGHT every image is resized to (default 64x64, or the "
-                   "--init model's).")
-@click.option("--lr", "--learning-rate", "lr", type=positive_float(), default=0.005,
-              show_default=True, help="Initial learning rate.")
-@click.option("--epochs", type=count(0), default=2000, show_default=True,
-              help="Passes of gradient descent over the training set.")
-@click.option("--decay", type=click.Choice(SCHEDULE_NAMES), default="none", show_default=True,
-              help="Learning-rate schedule (see README).")
-@click.option("--decay-rate", type=positive_float(), default=None,
-              help="r of the schedule (default 1 for inverse and sqrt, 0.95 for exponential).")
-@click.option("--decay-steps", type=count(1), default=1, show_default=True,
-              help="Epochs per decay step (>1 gives a staircase).")
-@click.option("--batch-size", type=count(1), default=None,
-              help="Mini-batch size (default: full batch).")
-@click.option("--l2", type=FiniteFloatRange(min=0.0), default=0.0, show_default=True,
-              help="L2 penalty l2/(2m)|w|^2 (the bias is not penalised).")
-@click.option("--seed", type=count(0), default=0, show_default=True,
-              help="Seed of mini-batch shuffling.")
-@click.option("--val-split", type=FiniteFloatRange(0.0, 1.0, min_open=True, max_open=True),
-              default=None,
-              help="Hold out this fraction of each class for validation (chosen by a hash of "
-                   "each file's path, so a file keeps its side when images are added).")
-@click.option("--val", "val_data", type=click.Path(path_type=Path), default=None,
-              help="Validation data (class folder or feature file) instead of --val-split.")
-@click.option("--early-stop", type=count(1), default=None,
-              help="Stop after N epochs without a lower validation cost (the best epoch's "
-                   "weights are kept).")
-@click.option("--class-weight", type=click.Choice(["balanced"]), default=None,
-              help="Weigh each image by m / (classes * images of its class).")
-@click.option("--positive", default=None,
-              help="Positive class of a binary model (default: the second in sorted order).")
-@click.option("--standardize", is_flag=True,
-              help="Scale each feature by the training set's mean and std (stored in the "
-                   "model) instead of /255.")
-@click.option("--init", "init_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Continue from this model (same size and classes).")
-@click.option("--stream/--no-stream", default=None,
-              help="Stream row blocks from a feature file instead of holding X in memory "
-                   "(default: decided from the size of X and the free memory).")
+@declared("size")
+@declared("lr")
+@declared("epochs")
+@declared("decay")
+@declared("decay_rate")
+@declared("decay_steps")
+@declared("batch_size")
+@declared("l2")
+@declared("seed")
+@declared("val_split")
+@declared("val")
+@declared("early_stop")
+@declared("class_weight")
+@declared("positive")
+@declared("standardize")
+@declared("init", type=click.Path(dir_okay=False, path_type=Path))
+@declared("stream")
 @click.option("--history", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write epoch,lr,cost (and val_cost,val_accuracy) per epoch to this CSV file.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -315,9 +312,7 @@ def main(args=None, prog_name="logreg"):
 @jobs_option
 @strict_option
 @quiet_option
-def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, batch_size, l2,
-          seed, val_split, val_data, early_stop, class_weight, positive, standardize, init_path,
-          stream, history, plot, compare_lr, jobs, strict, quiet):
+def train(data, model_path, history, plot, compare_lr, jobs, strict, quiet, **options):
     """Train a model on DATA: a folder with one subfolder of images per class, or a
     feature file from `logreg flatten`.
 
@@ -330,9 +325,8 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         logreg train images/ --lr 0.005 --epochs 2000 --history h.csv -m cats.npz
         logreg train images/ --val-split 0.2 --early-stop 50 --plot curve.png
     """
-    from . import core, training
+    from . import api, training
     from .atomic import check_outputs
-    from .model import save_model
 
     rates = None if compare_lr is None else training.parse_rates(compare_lr)
     models = ([("--model", model_path)] if rates is None else
@@ -341,53 +335,40 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
     check_outputs(  # before the data is loaded, not after training
         [*models, ("--history", history),
          ("--plot", plot if plot or rates is None else Path("compare-lr.png"))],
-        [("DATA", data), ("--val", val_data), ("--init", init_path)],
+        [("DATA", data), ("--val", options["val"]), ("--init", options["init"])],
         updates=[("--init", "--model")])
-    config = core.TrainConfig(lr=lr, epochs=epochs, decay=decay, decay_rate=decay_rate,
-                              decay_steps=decay_steps, batch_size=batch_size, l2=l2, seed=seed,
-                              early_stop=early_stop)
-    config.validate()
-    options = training.TrainOptions(
-        size=None if size is None else parse_size(size), val_split=val_split, val_data=val_data,
-        class_weight=class_weight, positive=positive, standardize=standardize, init=init_path,
-        stream=stream)
-    options.validate()
-    if early_stop is not None and val_split is None and val_data is None:
-        raise LogregError("--early-stop needs validation data: add --val-split F or --val DATA")
+    settings = api.train_settings(options)  # the library's one check of the options
 
     def load_folder(path, size, classes):
         return load_dataset(path, size, quiet, strict, jobs, classes=classes)
 
-    prepared = training.prepare(data, options, load_folder)
-    for problem in prepared.notes:  # a feature file's classes without images, left out
-        if strict:
-            raise problem
-        warn(str(problem))
+    prepared = api.prepare(data, settings, load_folder, on_left_out=api.skipper(strict, warn_error))
     if rates is not None:
-        return compare_rates(prepared, config, options, rates, model_path, plot, quiet)
+        return compare_rates(prepared, settings, rates, model_path, plot, quiet)
 
     with training.stop_on_signals() as stop:
         announce(prepared, quiet)
-        outcome = train_with_bar(prepared, config, quiet, stop)
-        model = training.build_model(prepared, outcome, config, options, __version__)
+        model = train_with_bar(prepared, settings, quiet, stop)
         if history is not None:
-            training.write_history(history, outcome.fit.history, prepared.validation is not None)
+            write_history(history, model.history)
         if plot is not None:
-            draw_learning_curve(plot, outcome.fit.history, str(data))
-        save_model(model, model_path)
-    warn_if_cost_rose(prepared, outcome, config)
-    for line in training.summary(prepared, outcome, model_path):
-        say(line, quiet and not outcome.interrupted)
-    return training.EXIT_INTERRUPTED if outcome.interrupted else 0
+            draw_learning_curve(plot, model.history, str(data))
+        model.save(model_path)
+    finish(model, settings, model_path, quiet)
+    return training.EXIT_INTERRUPTED if model.metadata["interrupted"] else 0
 
 
-def warn_if_cost_rose(prepared, outcome, config):
-    """A warning (shown even with --quiet) when the training cost went up: --lr or --l2."""
-    from . import training
+def finish(model, settings, model_path, quiet):
+    """After a model is saved: a warning (shown even with --quiet) when its training cost
+    went up (--lr or --l2), then the summary lines."""
+    from . import api, training
+    from .views import train_summary
 
-    message = training.cost_warning(prepared, outcome, config)
+    message = training.cost_warning(model, api.descent_config(settings))
     if message is not None:
         warn(message)
+    for line in train_summary(model.metadata, model_path):
+        say(line, quiet and not model.metadata["interrupted"])
 
 
 def announce(prepared, quiet):
@@ -401,42 +382,47 @@ def announce(prepared, quiet):
             f"({prepared.memory_note})", quiet)
 
 
-def train_with_bar(prepared, config, quiet, stop, desc="training"):
-    """Run training under a tqdm bar showing cost, lr and validation figures."""
-    from . import training
+def train_with_bar(prepared, settings, quiet, stop, desc="training"):
+    """api.fit under a tqdm bar showing cost, lr and validation figures; the first Ctrl-C
+    (stop) ends training at the end of the epoch and is recorded in the model."""
+    from . import api
 
-    with progress_bar(quiet, total=config.epochs, desc=desc, unit="epoch") as bar:
+    with progress_bar(quiet, total=settings["epochs"], desc=desc, unit="epoch") as bar:
         def on_epoch(stats):
             if isinstance(bar, _NoBar):  # no bar on screen: skip formatting 2000 postfixes
-                return bool(stop)
+                return False
             bar.update(1)
             postfix = {"cost": f"{stats.cost:.6f}", "lr": f"{stats.lr:.3g}"}
             if stats.val_cost is not None:
                 postfix.update(val_cost=f"{stats.val_cost:.6f}",
                                val_acc=f"{100 * stats.val_accuracy:.1f}%")
             bar.set_postfix(refresh=False, **postfix)
-            return bool(stop)
+            return False
 
-        fit, seconds = training.run(prepared, config, on_epoch)
-    return training.evaluate_fit(prepared, fit, seconds, stop.signal_name)
+        return api.fit(prepared, settings, on_epoch, interrupted=lambda: stop.signal_name)
+
+
+def write_history(path, history):
+    """--history: the CSV of views.history_csv, written atomically."""
+    from .atomic import write_atomically
+    from .views import history_csv
+
+    text = history_csv(history).encode()
+    write_atomically(path, lambda file: file.write(text))
 
 
 def draw_learning_curve(path, history, title):
     from .plots import learning_curve_png
 
-    series = [("cost", [h.epoch for h in history], [h.cost for h in history])]
-    if history and history[0].val_cost is not None:
-        series.append(("validation cost", [h.epoch for h in history],
-                       [h.val_cost for h in history]))
+    series = [("cost", history["epoch"], history["cost"])]
+    if "val_cost" in history:
+        series.append(("validation cost", history["epoch"], history["val_cost"]))
     learning_curve_png(path, series, title=f"learning curve: {title}")
 
 
-def compare_rates(prepared, config, options, rates, model_path, plot, quiet):
+def compare_rates(prepared, settings, rates, model_path, plot, quiet):
     """--compare-lr: one model per learning rate, all cost curves in one PNG."""
-    from dataclasses import replace
-
     from . import training
-    from .model import save_model
     from .plots import learning_curve_png
 
     plot = plot or Path("compare-lr.png")
@@ -444,17 +430,13 @@ def compare_rates(prepared, config, options, rates, model_path, plot, quiet):
     with training.stop_on_signals() as stop:
         announce(prepared, quiet)
         for rate in rates:
-            rate_config = replace(config, lr=rate)
-            outcome = train_with_bar(prepared, rate_config, quiet, stop, desc=f"lr {rate:g}")
+            rate_settings = dict(settings, lr=rate)
+            model = train_with_bar(prepared, rate_settings, quiet, stop, desc=f"lr {rate:g}")
             path = training.rate_model_path(model_path, rate)
-            save_model(training.build_model(prepared, outcome, rate_config, options, __version__),
-                       path)
-            warn_if_cost_rose(prepared, outcome, rate_config)
-            history = outcome.fit.history
-            series.append((f"lr {rate:g}", [h.epoch for h in history], [h.cost for h in history]))
-            for line in training.summary(prepared, outcome, path):
-                say(line, quiet and not outcome.interrupted)
-            if outcome.interrupted:
+            model.save(path)
+            series.append((f"lr {rate:g}", model.history["epoch"], model.history["cost"]))
+            finish(model, rate_settings, path, quiet)
+            if model.metadata["interrupted"]:
                 break
         learning_curve_png(plot, series, title="cost for each learning rate")
     say(f"plot written to {plot}", quiet)
@@ -571,79 +553,34 @@ def evaluate(data, model_path, output_format, misclassified, jobs, strict, quiet
         logreg evaluate images/test --format json | jq .accuracy
         logreg evaluate images/test --misclassified 5
     """
-    from .metrics import report
-    from .model import check_features, load_model
-    from .names import shown
+    from .api import evaluation
+    from .model import load_model
+    from .views import as_json, evaluate_text
 
     model = load_model(model_path, history=False)
     dataset = load_dataset(data, model.size, quiet, strict, jobs, classes=model.classes)
-    if not len(dataset.y):
-        raise LogregError(f"{data}: holds 0 images, nothing to evaluate")
-    check_features(model, dataset.X.shape[1], source=data)
-    result = report(dataset.y, model.scores(dataset.X), model.classes,
-                    paths=[shown(path) for path in dataset.paths], misclassified=misclassified)
-    if output_format == "json":
-        click.echo(json.dumps(result, indent=2))
-    else:
-        click.echo(format_report(result))
-
-
-def format_report(result):
-    """The evaluate report as aligned text."""
-    classes = result["classes"]
-    width = max(len(name) for name in classes + ["class"])
-    lines = [
-        f"accuracy  {100 * result['accuracy']:.2f} % ({result['correct']}/{result['images']})",
-        f"log-loss  {result['log_loss']:.6f}",
-    ]
-    if "roc_auc" in result:
-        lines += format_binary_figures(result)
-    lines += ["", f"{'class':<{width}}  precision  recall     f1  support"]
-    for name in classes:
-        row = result["per_class"][name]
-        lines.append(f"{name:<{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  "
-                     f"{row['f1']:5.3f}  {row['support']:7d}")
-    cell = max([len(str(v)) for r in result["confusion_matrix"] for v in r] + [len(c) for c in classes])
-    lines += ["", "confusion matrix (rows: true class, columns: predicted)",
-              " " * width + "  " + "  ".join(f"{name:>{cell}}" for name in classes)]
-    for name, counts in zip(classes, result["confusion_matrix"]):
-        lines.append(f"{name:<{width}}  " + "  ".join(f"{count:>{cell}}" for count in counts))
-    if "misclassified" in result:
-        lines += ["", f"most confidently wrong ({len(result['misclassified'])})",
-                  "path\ttrue\tpredicted\tprobability"]
-        lines += [f"{m['path']}\t{m['true']}\t{m['predicted']}\t{m['probability']:.6f}"
-                  for m in result["misclassified"]]
-    return "\n".join(lines)
-
-
-def format_binary_figures(result):
-    """ROC AUC and the best-F1 threshold lines of a binary model's report."""
-    auc, best = result["roc_auc"], result["best_threshold"]
-    positive = result["positive_class"]
-    lines = [f"ROC AUC   {'n/a (needs both classes)' if auc is None else f'{auc:.6f}'}"
-             f"  (positive class: {positive})"]
-    if best is not None:
-        lines.append(f"best F1   {best['f1']:.6f} at threshold {best['threshold']:.6f} "
-                     f"(P({positive}) >= threshold; precision {best['precision']:.3f}, "
-                     f"recall {best['recall']:.3f})")
-    return lines
+    result = evaluation(model, dataset, data, misclassified)
+    click.echo(as_json(result) if output_format == "json" else evaluate_text(result))
 
 
 # ---------------------------------------------------------------- inspect
 
 
 @cli.command()
-@click.argument("model_path", required=False, type=click.Path(dir_okay=False),
-                envvar="LOGREG_MODEL", default="model.npz")
+@click.argument("model_argument", metavar="[MODEL]", required=False,
+                type=click.Path(dir_okay=False))
+@model_option
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Output format.")
 @click.option("--weights-png", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Draw each class's weights as an H x W x 3 picture in this PNG.")
-def inspect(model_path, output_format, weights_png):
+@click.pass_context
+def inspect(ctx, model_argument, model_path, output_format, weights_png):
     """Show a model's classes, image size, scaling, training options, epochs, final and
     best costs, validation figures and file format version.
 
-    MODEL defaults to model.npz, or $LOGREG_MODEL. --weights-png draws what the linear
+    MODEL (or -m MODEL, as in every other command) defaults to model.npz, or
+    $LOGREG_MODEL. --weights-png draws what the linear
     model "looks for": one tile per class (a binary model has one weight vector, that of
     its positive class; the other class's is its negative), the weights as RGB with grey
     = 0 above, and their sum over R, G, B on a red (+) / blue (-) scale below, with the
@@ -655,16 +592,15 @@ def inspect(model_path, output_format, weights_png):
         logreg inspect cats.npz --weights-png weights.png
     """
     from .atomic import check_outputs
-    from .explaining import model_summary, summary_lines, weight_captions
+    from .explaining import model_summary, weight_captions
     from .model import load_model
+    from .views import as_json, inspect_text
 
+    model_path = one_model_path(ctx, model_argument, model_path)
     check_outputs([("--weights-png", weights_png)], [("MODEL", model_path)])
     model = load_model(model_path, history=False)
     summary = model_summary(model, model_path)
-    if output_format == "json":
-        click.echo(json.dumps(summary, indent=2))
-    else:
-        click.echo("\n".join(summary_lines(summary)))
+    click.echo(as_json(summary) if output_format == "json" else inspect_text(summary))
     if weights_png is not None:
         from .plots import save_png, weights_picture
 
@@ -674,6 +610,17 @@ def inspect(model_path, output_format, weights_png):
         what = ("1 tile: the positive class's weights" if tiles == 1
                 else f"{tiles} tiles, one per class")
         say(f"wrote {weights_png} ({width}x{height} px, {what})")
+
+
+def one_model_path(ctx, argument, option):
+    """inspect's model: MODEL or -m MODEL (the same file when both are given)."""
+    if argument is None:
+        return option
+    given = ctx.get_parameter_source("model_path") is click.core.ParameterSource.COMMANDLINE
+    if given and argument != option:
+        raise click.UsageError(f"MODEL {argument} and --model {option} differ; give one",
+                               ctx)
+    return argument
 
 
 # ---------------------------------------------------------------- explain
@@ -703,25 +650,21 @@ def explain(image, model_path, output, class_name, output_format):
     Example:
         logreg explain photo.jpg -o heat.png
     """
-    from .explaining import explain as explain_image, explanation_lines, output_column
+    from . import api
     from .atomic import check_outputs
-    from .images import load_image
     from .model import load_model
+    from .views import as_json, explain_text
 
     check_outputs([("--output", output)],
                   [("--model", model_path), ("IMAGE", None if image == "-" else image)])
     model = load_model(model_path, history=False)
-    if class_name is not None:
-        output_column(model, class_name)  # an unknown class is reported before any decoding
     source = image
     if image == "-":
         source = io.BytesIO(sys.stdin.buffer.read())
         source.name = "-"
-    result = explain_image(model, load_image(source, model.size), image, class_name)
-    if output_format == "json":
-        click.echo(json.dumps(result.as_dict(), indent=2))
-    else:
-        click.echo("\n".join(explanation_lines(result)))
+    result = api.explain(model, source, class_name)
+    facts = result.as_dict()
+    click.echo(as_json(facts) if output_format == "json" else explain_text(facts))
     if output is not None:
         from .plots import explanation_picture, save_png
 
@@ -739,8 +682,8 @@ def explain(image, model_path, output, class_name, output_format):
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Feature file to write (.npz).")
-@click.option("--size", default="64x64", show_default=True,
-              help="Image size WIDTHxHEIGHT every image is resized to.")
+@declared("size", default="64x64", show_default=True,
+          help="Image size WIDTHxHEIGHT every image is resized to.")
 @jobs_option
 @strict_option
 @quiet_option
@@ -757,17 +700,12 @@ def flatten(data, output, size, jobs, strict, quiet):
     Example:
         logreg flatten images/ -o features.npz --size 32x32
     """
+    from .api import write_features
     from .atomic import check_outputs
-    from .dataset import save_features
 
     check_outputs([("--output", output)], [("DATA", data)])
-    dataset = load_dataset(data, parse_size(size), quiet, strict, jobs)
-    save_features(dataset, output, {
-        "logreg_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "source": str(data),
-        "skipped": [str(error) for error in dataset.skipped],
-    })
+    dataset = load_dataset(data, size, quiet, strict, jobs)
+    write_features(dataset, output, data)
     say(f"wrote {len(dataset.y)} images x {dataset.X.shape[1]} features to {output}", quiet)
 
 

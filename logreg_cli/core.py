@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import LogregError, ModelFileError, TrainingDiverged
-
-SCHEDULES = ("none", "inverse", "exponential", "sqrt", "linear")
+from .options import DESCENT_OPTIONS, SCHEDULES, check, default
 DEFAULT_DECAY_RATE = {"none": 1.0, "inverse": 1.0, "exponential": 0.95, "sqrt": 1.0, "linear": 1.0}
 
 
@@ -214,37 +213,25 @@ def learning_rate(schedule, lr0, epoch, epochs, decay_rate=None, decay_steps=1):
 
 @dataclass
 class TrainConfig:
-    """Options of gradient descent. batch_size None means full batch."""
+    """Options of gradient descent, with options.py's defaults. batch_size None means full
+    batch."""
 
-    lr: float = 0.005
-    epochs: int = 2000
-    decay: str = "none"
-    decay_rate: float | None = None
-    decay_steps: int = 1
-    batch_size: int | None = None
-    l2: float = 0.0
-    seed: int = 0
+    lr: float = default("lr")
+    epochs: int = default("epochs")
+    decay: str = default("decay")
+    decay_rate: float | None = default("decay_rate")
+    decay_steps: int = default("decay_steps")
+    batch_size: int | None = default("batch_size")
+    l2: float = default("l2")
+    seed: int = default("seed")
     method: str = "auto"  # "auto", "plain" or "gram" (full batch only)
-    early_stop: int | None = None  # stop after this many epochs without a better val cost
+    early_stop: int | None = default("early_stop")  # epochs without a better val cost
 
     def validate(self):
-        """Raise LogregError naming the first option that is out of range."""
-        if not (np.isfinite(self.lr) and self.lr > 0):
-            raise LogregError(f"--lr must be a positive number, got {self.lr:g}")
-        if self.epochs < 0:
-            raise LogregError(f"--epochs must be 0 or more, got {self.epochs}")
-        if self.decay not in SCHEDULES:
-            raise LogregError(f"--decay must be one of {', '.join(SCHEDULES)}, got {self.decay!r}")
-        if self.decay_rate is not None and not (np.isfinite(self.decay_rate) and self.decay_rate > 0):
-            raise LogregError(f"--decay-rate must be a positive number, got {self.decay_rate:g}")
-        if self.decay_steps < 1:
-            raise LogregError(f"--decay-steps must be 1 or more, got {self.decay_steps}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise LogregError(f"--batch-size must be 1 or more, got {self.batch_size}")
-        if not (np.isfinite(self.l2) and self.l2 >= 0):
-            raise LogregError(f"--l2 must be 0 or more, got {self.l2:g}")
-        if self.early_stop is not None and self.early_stop < 1:
-            raise LogregError(f"--early-stop must be 1 or more, got {self.early_stop}")
+        """Raise OptionError (a LogregError) naming the first option out of its declared
+        range (options.check)."""
+        for name in DESCENT_OPTIONS:
+            check(name, getattr(self, name))
         if self.method not in ("auto", "plain", "gram"):
             raise LogregError(f"unknown training method {self.method!r}")
 
@@ -331,10 +318,10 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     model's scaling; it must bound the rows of X and validation.X), by default their
     data_extremes. Raises TrainingDiverged at the first epoch whose cost is not finite or
     whose weights could give an input a score past SCORE_LIMIT (largest_score): the same
-    epoch on every method.
+    epoch on every method. config must be valid (TrainConfig.validate): the library checks
+    the options once, where they come in (api.train_settings, the estimator's fit).
     """
     config = config or TrainConfig()
-    config.validate()
     if config.early_stop is not None and validation is None:
         raise LogregError("--early-stop needs validation data (--val-split or --val)")
     m, n = X.shape

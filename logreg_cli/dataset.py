@@ -13,7 +13,6 @@ a model's or feature file's classes), so NFC/NFD spellings and surrounding space
 Hidden files and folders (names starting with '.') are never classes and never images.
 Other files in class folders that are not images by name, and images directly in the data
 folder, are stray files: skipped with a warning like unreadable images (--strict: an error).
-Image files named one by one (predict) go through load_files.
 """
 
 import csv
@@ -529,17 +528,6 @@ def _drop_classes(y, classes, gone):
     kept = [i not in gone for i in range(len(classes))]
     remap = np.cumsum(kept) - 1
     return remap[y].astype(np.int64), [name for name, keep in zip(classes, kept) if keep]
-
-
-def load_files(paths, size, jobs=None, on_error=None, on_image=None):
-    """Image files named one by one -> (X m x n uint8, the paths that loaded, ImageErrors).
-
-    Rows follow the order of paths; a file that cannot be read is reported to on_error
-    (which may raise, for --strict) and left out.
-    """
-    paths = list(paths)
-    X, kept, skipped = _load_rows(paths, size, jobs, on_error, on_image)
-    return X, [str(paths[i]) for i in kept], skipped
 
 
 def _load_rows(paths, size, jobs, on_error, on_image):

@@ -7,6 +7,10 @@ class LogregError(Exception):
     exit_code = 2
 
 
+class OptionError(LogregError, ValueError):
+    """An option's value is outside what options.py declares (the message names it)."""
+
+
 class DataError(LogregError):
     """The training or evaluation data cannot be used (missing, empty, one class...)."""
 

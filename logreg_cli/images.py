@@ -120,6 +120,53 @@ def decode_full(source):
             raise ImageError(name, _decode_cause(error)) from None
 
 
+def image_rows(images, size):
+    """Images in any of the API's forms -> m x n uint8 rows at size (width, height).
+
+    images: a path, a binary file object, a PIL image, or a uint8 array H x W x 3; a list
+    of these; a uint8 array m x H x W x 3; or m x n uint8 rows, returned as they are.
+    Paths and files are decoded as load_image does; a PIL image or an array is oriented,
+    composited and made RGB the same way (a copy: the caller's image is left alone), then
+    resized as load_image resizes. Raises ImageError (a path or file) or LogregError.
+    """
+    if isinstance(images, np.ndarray) and images.ndim == 2:
+        if images.dtype != np.uint8:
+            raise LogregError(f"pixel rows must be uint8, got {images.dtype}")
+        return images
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        images = list(images)
+    elif isinstance(images, (str, os.PathLike, Image.Image, np.ndarray)) or \
+            hasattr(images, "read"):
+        images = [images]
+    X = np.empty((len(images), size[0] * size[1] * 3), dtype=np.uint8)
+    for index, image in enumerate(images):
+        X[index] = _image_row(image, size)
+    return X
+
+
+def _image_row(image, size):
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise LogregError(f"an image array must be H x W x 3 uint8, got {image.dtype} "
+                              f"{image.shape}")
+        if image.shape[1::-1] == tuple(size):
+            return image.reshape(-1)
+        image = Image.fromarray(image, "RGB")
+    if not isinstance(image, Image.Image):
+        return load_image(image, size)
+    name = getattr(image, "filename", "") or "<PIL image>"
+    try:
+        image = image.copy()  # loaded: no file left to check for a missing end marker
+        _widen_colour_key(image)
+        orient(image)
+        rgb = to_rgb(image)
+        if rgb.size != tuple(size):
+            rgb = rgb.resize(tuple(size), RESAMPLE, reducing_gap=REDUCING_GAP)
+        return np.asarray(rgb, dtype=np.uint8).reshape(-1)
+    except DECODE_ERRORS as error:
+        raise ImageError(name, _decode_cause(error)) from None
+
+
 def _decode_upright(image, stored_size):
     """An opened image (maybe drafted) -> (RGB image upright, viewed (width, height), mode).
 

@@ -45,7 +45,23 @@ SMALL_MEMBER_BYTES = 64
 
 @dataclass
 class Model:
-    """A trained classifier. size is (width, height), as Pillow counts it."""
+    """A trained classifier, as `logreg train` makes it and the model file holds it.
+
+    Attributes
+    ----------
+    weights : ndarray, n x c float32
+        n = H * W * 3 features; c = 1 for two classes (one sigmoid: the positive class
+        classes[1]), c = k softmax columns otherwise.
+    bias : ndarray, c float32
+    classes : list of str
+        The k class names, in class-index order.
+    size : (width, height)
+        The size every image is resized to, as Pillow counts it.
+    feature_mean, feature_scale : ndarray, n float32, or None
+        --standardize's per-feature scaling; None when pixels are scaled by /255.
+    metadata : dict
+        Options, data summary, method, epochs run, accuracies and history, as saved.
+    """
 
     weights: np.ndarray
     bias: np.ndarray
@@ -63,13 +79,45 @@ class Model:
     def scaling(self):
         return "unit" if self.feature_mean is None else "standardize"
 
+    @property
+    def history(self):
+        """The per-epoch history {"epoch", "lr", "cost"[, "val_cost", "val_accuracy"]: list}
+        ({} when the model was read without it)."""
+        return self.metadata.get("history") or {}
+
+    def save(self, path):
+        """Write the model file at path atomically (temporary file, fsync, rename).
+
+        Raises LogregError when path cannot be written.
+        """
+        save_model(self, path)
+
+    def predict(self, images):
+        """The predicted class name of each image (list of m str): argmax of predict_proba."""
+        proba = self.predict_proba(images)
+        return [self.classes[index] for index in proba.argmax(axis=1).tolist()]
+
+    def predict_proba(self, images):
+        """m x k float64 class probabilities, as `logreg predict` computes them.
+
+        images: one image or a list of them, each a path, a binary file object or a PIL
+        image (decoded and resized to self.size as predict does), or a uint8 array m x H x W
+        x 3 (or one H x W x 3) of images, or m x n uint8 pixel rows already at self.size.
+        Raises ImageError for an image that cannot be read, ModelFileError for rows of
+        another length than self.n_features.
+        """
+        from .images import image_rows
+
+        rows = image_rows(images, self.size)
+        # one image at a time, as `logreg predict` scores them: a float32 product of many
+        # rows at once may round differently in the last bits
+        scores = [self.scores(rows[index : index + 1]) for index in range(len(rows))]
+        Z = np.concatenate(scores) if scores else np.zeros((0, self.weights.shape[1]))
+        return core.probabilities(Z)
+
     def features(self, X_uint8):
         """uint8 pixel rows (m x n) -> the float32 features this model was trained on."""
         return core.scale_pixels(X_uint8, self.feature_mean, self.feature_scale)
-
-    def predict_proba(self, X_uint8):
-        """m x k class probabilities of uint8 pixel rows (core.probabilities of scores)."""
-        return core.probabilities(self.scores(X_uint8))
 
     def scores(self, X_uint8):
         """m x c float64 scores X W + b of uint8 pixel rows, scaled in blocks to bound memory."""

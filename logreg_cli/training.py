@@ -1,11 +1,11 @@
-"""What `logreg train` does between the data and the core: class order, validation split,
-class weights, scaling, --init checks, in-memory or streamed features, the model record,
-the history file and the summary. No click, no tqdm: the command passes callbacks in.
+"""What training does between the data and the core: class order, validation split,
+class weights, scaling, --init checks, in-memory or streamed features and the model record.
+No click, no tqdm, no printing: the callers (api.py, the command) pass callbacks in.
+Options come checked from api.train_settings, by their options.py names.
 
 Shapes: X is m x n (one image per row), y holds m class indices, n = H * W * 3.
 """
 
-import io
 import os
 import signal
 import threading
@@ -19,35 +19,12 @@ import numpy as np
 
 from . import core
 from .errors import DataError, LogregError
-
-DEFAULT_SIZE = (64, 64)
+from .options import DEFAULT_SIZE
 # In memory when float32 X (times this, plus the overhead below) fits in the free memory.
 MEMORY_FACTOR = 1.3
 MEMORY_OVERHEAD = 150 << 20
 EXIT_INTERRUPTED = 130
 STOP_NOTICE = "stopping at the end of this epoch (press Ctrl-C again to abort without saving)"
-
-
-@dataclass
-class TrainOptions:
-    """The options of `logreg train` that are not gradient-descent settings (see TrainConfig)."""
-
-    size: tuple | None = None  # (width, height); None: 64x64 or the --init model's size
-    val_split: float | None = None
-    val_data: Path | None = None
-    class_weight: str | None = None  # None or "balanced"
-    positive: str | None = None
-    standardize: bool = False
-    init: Path | None = None
-    stream: bool | None = None  # None: decide from the size of X and the free memory
-
-    def validate(self):
-        if self.val_split is not None and not 0.0 < self.val_split < 1.0:
-            raise LogregError(f"--val-split must be between 0 and 1, got {self.val_split:g}")
-        if self.val_split is not None and self.val_data is not None:
-            raise LogregError("--val-split and --val cannot be used together; choose one")
-        if self.class_weight not in (None, "balanced"):
-            raise LogregError(f"--class-weight must be 'balanced', got {self.class_weight!r}")
 
 
 @dataclass
@@ -69,7 +46,6 @@ class TrainingData:
     streamed: bool = False
     memory_note: str = ""  # for a feature file: why it is streamed or held in memory
     skipped: int = 0
-    notes: list = field(default_factory=list)
 
     @property
     def n_classes(self):
@@ -240,21 +216,21 @@ def validation_mask(paths, y, fraction, root):
 # ---------------------------------------------------------------- preparing the data
 
 
-def class_order(classes, options, init_model):
+def class_order(classes, positive, init_model):
     """The class order of the model: --init's, or --positive last (binary), else sorted.
 
     Names are compared as names.class_name() reads them (--positive as typed, an older
     --init model's classes as stored)."""
     from .names import class_name
 
-    positive = None if options.positive is None else class_name(options.positive)
+    typed, positive = positive, None if positive is None else class_name(positive)
     if init_model is not None:
         init_classes = [class_name(name) for name in init_model.classes]
         if set(init_classes) != set(classes):
             raise DataError(f"--init model has classes {', '.join(init_model.classes)} but the "
                             f"data has {', '.join(classes)}")
         if positive is not None and init_classes[-1] != positive:
-            raise LogregError(f"--positive {options.positive!r} differs from the --init model's "
+            raise LogregError(f"--positive {typed!r} differs from the --init model's "
                               f"positive class {init_model.classes[-1]!r}")
         return init_classes
     if positive is None:
@@ -262,7 +238,7 @@ def class_order(classes, options, init_model):
     if len(classes) != 2:
         raise LogregError(f"--positive applies to two classes; the data has {len(classes)}")
     if positive not in classes:
-        raise LogregError(f"--positive {options.positive!r} is not a class; the classes are "
+        raise LogregError(f"--positive {typed!r} is not a class; the classes are "
                           f"{', '.join(classes)}")
     return [name for name in classes if name != positive] + [positive]
 
@@ -280,7 +256,7 @@ def balanced_class_weights(y, k):
     return np.divide(len(y), present * counts, out=np.zeros(k), where=counts > 0)
 
 
-def load_init(path, size, options):
+def load_init(path, size, standardize):
     """The --init model, checked against --size and --standardize."""
     from .model import load_model, size_text
 
@@ -288,96 +264,158 @@ def load_init(path, size, options):
     if size is not None and tuple(size) != tuple(model.size):
         raise DataError(f"--init model {path} was trained at --size {size_text(model.size)}, "
                         f"not {size_text(size)}")
-    if options.standardize and model.feature_mean is None:
+    if standardize and model.feature_mean is None:
         raise LogregError(f"--init model {path} scales pixels by /255; drop --standardize "
                           "or train from scratch")
     return model
 
 
-def prepare(data, options, load_folder):
-    """DATA (class folder or feature file) -> TrainingData.
+def prepare(data, settings, load_folder, on_left_out=None):
+    """DATA -> TrainingData, for settings checked by api.train_settings.
 
+    data: a class folder, labels file or feature file (path), or arrays (X, y, classes):
+    X m x n uint8 pixels, or float features already scaled as pixel / 255.
     load_folder(path, size, classes) decodes a folder of images into a dataset.Dataset
-    (the command passes one with a progress bar and skip warnings).
+    (the command passes one with a progress bar and skip warnings). on_left_out(error) is
+    called with the ClassLeftOut of each class of a feature file that holds no images.
     """
-    from .dataset import is_feature_file, path_exists, require_classes, without_empty_classes
+    from .dataset import require_classes
 
-    options.validate()
-    data = Path(data)
-    if not path_exists(data):
-        raise DataError(f"{data}: no such file or folder")
-    init_model = load_init(options.init, options.size, options) if options.init else None
-    size = options.size or (init_model.size if init_model else DEFAULT_SIZE)
-
-    if is_feature_file(data):
-        features = open_feature_file(data)
-        X_uint8, y, classes, paths = features.X, features.y, features.classes, features.paths
-        y, classes, left_out = without_empty_classes(data, y, classes)
-        if options.size is not None and tuple(options.size) != tuple(features.size):
-            raise DataError(f"{data} holds {features.size[0]}x{features.size[1]} images; "
-                            f"--size {options.size[0]}x{options.size[1]} cannot change that")
-        size = features.size
-        root = features.metadata.get("source", "")
-        streamed, note = choose_streaming(*X_uint8.shape, forced=options.stream)
-        skipped = 0
-    else:
-        if options.stream:
-            raise LogregError(f"--stream needs a feature file; write one with "
-                              f"`logreg flatten {data} -o features.npz`")
-        dataset = load_folder(data, size, None)  # a class folder or a labels file
-        X_uint8, y, classes, paths = dataset.X, dataset.y, dataset.classes, dataset.paths
-        left_out = []  # warned about while loading
-        root = str(data.parent if data.is_file() else data)
-        streamed, skipped, note = False, len(dataset.skipped), ""
+    size_option = settings["size"]
+    init_path = settings["init"]
+    init_model = load_init(init_path, size_option, settings["standardize"]) if init_path else None
+    size = size_option or (init_model.size if init_model else DEFAULT_SIZE)
+    source = _source(data, settings, size, load_folder, on_left_out)
+    X_uint8, y, classes, paths, size = source.X, source.y, source.classes, source.paths, source.size
+    data = source.name
     require_classes(y, classes, data)
     if init_model is not None and tuple(init_model.size) != tuple(size):
-        raise DataError(f"--init model {options.init} expects {init_model.n_features} features "
+        raise DataError(f"--init model {init_path} expects {init_model.n_features} features "
                         f"but {data} has {X_uint8.shape[1]}")
-    order = class_order(classes, options, init_model)
+    order = class_order(classes, settings["positive"], init_model)
     y = remap_labels(y, classes, order)
 
     train_rows, val_rows = None, None
-    if options.val_split is not None:
+    val_split = settings["val_split"]
+    if val_split is not None:
         if len(paths) != len(y):
             raise DataError(f"{data}: --val-split needs the image paths, which this file lacks")
-        mask = validation_mask(paths, y, options.val_split, root)
+        mask = validation_mask(paths, y, val_split, source.root)
         train_rows, val_rows = np.flatnonzero(~mask), np.flatnonzero(mask)
         if not len(train_rows):
-            raise DataError(f"{data}: --val-split {options.val_split:g} leaves no training images")
+            raise DataError(f"{data}: --val-split {val_split:g} leaves no training images")
         require_classes(y[train_rows], order, data)
 
     if init_model is not None:
         mean, scale = init_model.feature_mean, init_model.feature_scale
-    elif options.standardize:
+    elif settings["standardize"]:
         mean, scale = core.standardizer(core.RowBlocks(X_uint8, train_rows))
     else:
         mean, scale = None, None
+    if X_uint8.dtype.kind == "f" and mean is not None:
+        raise LogregError("float features are taken as pixel / 255: pass uint8 pixels to "
+                          "standardize them (--standardize, or an --init model that does)")
 
     result = TrainingData(
-        X=_features(X_uint8, train_rows, mean, scale, streamed),
+        X=_features(X_uint8, train_rows, mean, scale, source.streamed),
         y=y if train_rows is None else y[train_rows],
         classes=order, size=tuple(size), source=str(data), mean=mean, scale=scale,
-        streamed=streamed, memory_note=note, skipped=skipped, notes=left_out,
+        streamed=source.streamed, memory_note=source.note, skipped=source.skipped,
     )
     if init_model is not None:
         result.init = (init_model.weights, init_model.bias)
-    if options.class_weight == "balanced":
+    if settings["class_weight"] == "balanced":
         result.class_weights = balanced_class_weights(result.y, len(order)).tolist()
         result.sample_weight = np.asarray(result.class_weights)[result.y]
     if val_rows is not None:
         result.validation = _validation(
-            _features(X_uint8, val_rows, mean, scale, streamed), y[val_rows], result)
-        result.val_source = f"{len(val_rows)} images of {data} (--val-split {options.val_split:g})"
-    elif options.val_data is not None:
-        result.validation = _load_validation(options.val_data, result, load_folder)
-        result.val_source = str(options.val_data)
-    del X_uint8
+            _features(X_uint8, val_rows, mean, scale, source.streamed), y[val_rows], result)
+        result.val_source = f"{len(val_rows)} images of {data} (--val-split {val_split:g})"
+    elif settings["val"] is not None:
+        result.validation = _load_validation(settings["val"], result, load_folder)
+        result.val_source = str(settings["val"])
+    for problem in source.left_out:  # reported once the data is known to be usable
+        if on_left_out is not None:
+            on_left_out(problem)
+    del X_uint8, source
     return result
+
+
+@dataclass
+class _Source:
+    """The training data as read: X (m x n uint8 array or FileRows, or float features),
+    y indexing classes, the image paths (names for --val-split) and where they are from."""
+
+    name: object  # the path, or "the arrays"
+    X: object
+    y: np.ndarray
+    classes: list
+    paths: list
+    size: tuple
+    root: str = ""  # --val-split hashes paths relative to this
+    streamed: bool = False
+    note: str = ""
+    skipped: int = 0
+    left_out: list = field(default_factory=list)  # a feature file's classes without images
+
+
+def _source(data, settings, size, load_folder, on_left_out):
+    """Read data (a path, or arrays) for prepare."""
+    from .dataset import is_feature_file, path_exists, without_empty_classes
+
+    if isinstance(data, tuple):
+        return _arrays_source(data, settings, size)
+    data = Path(data)
+    if not path_exists(data):
+        raise DataError(f"{data}: no such file or folder")
+    if is_feature_file(data):
+        features = open_feature_file(data)
+        y, classes, left_out = without_empty_classes(data, features.y, features.classes)
+        if settings["size"] is not None and tuple(settings["size"]) != tuple(features.size):
+            raise DataError(f"{data} holds {features.size[0]}x{features.size[1]} images; "
+                            f"--size {settings['size'][0]}x{settings['size'][1]} cannot "
+                            "change that")
+        streamed, note = choose_streaming(*features.X.shape, forced=settings["stream"])
+        return _Source(data, features.X, y, classes, features.paths, features.size,
+                       features.metadata.get("source", ""), streamed, note, left_out=left_out)
+    if settings["stream"]:
+        raise LogregError(f"--stream needs a feature file; write one with "
+                          f"`logreg flatten {data} -o features.npz`")
+    dataset = load_folder(data, size, None)  # a class folder or a labels file
+    return _Source(data, dataset.X, dataset.y, dataset.classes, dataset.paths, size,
+                   str(data.parent if data.is_file() else data), skipped=len(dataset.skipped))
+
+
+def _arrays_source(data, settings, size):
+    """(X, y, classes) arrays -> _Source; rows are named by their index for --val-split."""
+    from .api import arrays_dataset
+
+    if settings["stream"]:
+        raise LogregError("--stream needs a feature file, not arrays")
+    X = np.asarray(data[0]) if len(data) == 3 else None
+    if X is not None and X.dtype.kind == "f":
+        if not np.isfinite(X).all():
+            raise DataError("data arrays: X holds NaN or infinity")
+        dataset = arrays_dataset((np.zeros((len(X), 0), np.uint8), *data[1:]), size)
+        dataset.X = X
+    else:
+        dataset = arrays_dataset(data, size)
+        if dataset.X.dtype != np.uint8:
+            raise DataError(f"data arrays: X must be uint8 pixels or float features, got "
+                            f"{dataset.X.dtype}")
+    n = size[0] * size[1] * 3
+    if dataset.X.shape[1] != n:
+        raise DataError(f"data arrays: X has {dataset.X.shape[1]} features but size "
+                        f"{size[0]}x{size[1]} gives {n} (pass size=(width, height))")
+    return _Source("the arrays", dataset.X, dataset.y, dataset.classes, dataset.paths,
+                   tuple(size))
 
 
 def _features(X_uint8, rows, mean, scale, streamed):
     """Selected rows of uint8 X (array or FileRows) -> RowBlocks (streamed) or an m x n
     float32 array, built one block at a time so that no second full-size copy exists."""
+    if X_uint8.dtype.kind == "f":  # features already scaled (arrays given to api.train)
+        return np.asarray(X_uint8 if rows is None else X_uint8[rows], dtype=np.float32)
     blocks = core.RowBlocks(X_uint8, rows, mean, scale)
     if streamed:
         return blocks
@@ -507,10 +545,10 @@ def evaluate_fit(data, fit, seconds, interrupted):
     return Outcome(fit, seconds, train_accuracy, val_accuracy, interrupted)
 
 
-def build_model(data, outcome, config, options, version):
+def build_model(data, outcome, settings, version):
     """The Model record (weights, classes, scaling) with its JSON metadata."""
     from .dataset import class_counts
-    from .model import Model, size_text
+    from .model import Model
 
     fit = outcome.fit
     history = {"epoch": [h.epoch for h in fit.history], "lr": [h.lr for h in fit.history],
@@ -522,19 +560,7 @@ def build_model(data, outcome, config, options, version):
     metadata = {
         "logreg_version": version,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "options": {
-            "size": size_text(data.size), "lr": config.lr, "epochs": config.epochs,
-            "decay": config.decay, "decay_rate": config.decay_rate,
-            "decay_steps": config.decay_steps, "batch_size": config.batch_size,
-            "l2": config.l2, "seed": config.seed,
-            "scaling": "unit" if data.mean is None else "standardize",
-            "val_split": options.val_split,
-            "val": None if options.val_data is None else str(options.val_data),
-            "early_stop": config.early_stop, "class_weight": options.class_weight,
-            "positive": data.classes[-1] if data.n_classes == 2 else None,
-            "init": None if options.init is None else str(options.init),
-            "stream": data.streamed,
-        },
+        "options": recorded_options(settings, data),
         "data": {"source": data.source, "images": int(len(data.y)),
                  "class_counts": class_counts(data.y, data.classes),
                  "skipped": data.skipped, "class_weights": data.class_weights},
@@ -558,54 +584,35 @@ def build_model(data, outcome, config, options, version):
     return Model(fit.weights, fit.bias, data.classes, data.size, data.mean, data.scale, metadata)
 
 
-def cost_warning(data, outcome, config):
-    """'DATA: the cost rose ...; --lr X is likely too large ...' when the training cost went
-    up (core.cost_warning), else None."""
-    message = core.cost_warning([h.cost for h in outcome.fit.history], config, len(data.y))
-    return None if message is None else f"{data.source}: {message}"
+def recorded_options(settings, data):
+    """The options the model records: every option of options.TRAIN_OPTIONS, in that order,
+    as it acted on this data (the size used, the scaling, the positive class...)."""
+    from .model import size_text
+    from .options import TRAIN_OPTIONS
+
+    recorded = {}
+    for name in TRAIN_OPTIONS:
+        value = settings[name]
+        if name == "size":
+            value = size_text(data.size)
+        elif name == "standardize":
+            name, value = "scaling", "unit" if data.mean is None else "standardize"
+        elif name == "positive":
+            value = data.classes[-1] if data.n_classes == 2 else None
+        elif name in ("val", "init"):
+            value = None if value is None else str(value)
+        elif name == "stream":
+            value = data.streamed
+        recorded[name] = value
+    return recorded
 
 
-def summary(data, outcome, model_path):
-    """The lines printed on stderr after training."""
-    fit = outcome.fit
-    cost = "n/a" if fit.final_cost is None else f"{fit.final_cost:.6f}"
-    lines = []
-    if outcome.interrupted:
-        lines.append(f"interrupted by {outcome.interrupted}: stopped after {fit.epochs_run} epochs "
-                     "(the model file records the interruption)")
-    elif fit.early_stopped:
-        lines.append(f"early stop: no better validation cost for {fit.stopped_at - fit.best_epoch} "
-                     f"epochs")
-    lines.append(f"trained {fit.epochs_run} epochs in {outcome.seconds:.2f} s ({fit.method}); "
-                 f"final cost {cost}")
-    lines.append(f"train accuracy {_percent(outcome.train_accuracy)} ({len(data.y)} images)")
-    if data.validation is not None:
-        best = fit.best
-        lines.append(f"validation accuracy {_percent(outcome.val_accuracy)} "
-                     f"({len(data.validation.y)} images)")
-        if best is not None:
-            lines.append(f"kept the weights of epoch {best.epoch}, after {best.epoch} updates "
-                         f"(lowest validation cost {best.val_cost:.6f})")
-    lines.append(f"model written to {model_path}")
-    return lines
-
-
-def _percent(value):
-    return "n/a" if value is None else f"{100 * value:.2f} %"
-
-
-def write_history(path, history, with_validation):
-    """CSV: epoch, lr, cost (+ val_cost, val_accuracy), one row per epoch, written atomically."""
-    from .atomic import write_atomically
-
-    text = io.StringIO()
-    text.write("epoch,lr,cost" + (",val_cost,val_accuracy" if with_validation else "") + "\n")
-    for stats in history:
-        row = f"{stats.epoch},{float(stats.lr)!r},{float(stats.cost)!r}"
-        if with_validation:
-            row += f",{float(stats.val_cost)!r},{float(stats.val_accuracy)!r}"
-        text.write(row + "\n")
-    write_atomically(path, lambda file: file.write(text.getvalue().encode()))
+def cost_warning(model, config):
+    """'DATA: the cost rose ...; --lr X is likely too large ...' when the training cost of
+    a just-trained model went up (core.cost_warning), else None."""
+    data = model.metadata["data"]
+    message = core.cost_warning(model.history.get("cost", []), config, data["images"])
+    return None if message is None else f"{data['source']}: {message}"
 
 
 def parse_rates(text):

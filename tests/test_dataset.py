@@ -17,7 +17,6 @@ from logreg_cli.dataset import (
     image_files,
     load_data,
     load_features,
-    load_files,
     open_feature_matrix,
     save_features,
 )
@@ -140,13 +139,15 @@ def test_labels_file_missing_image_is_skipped(tmp_path):
     assert [str(e) for e in errors] == [f"{tmp_path / 'gone.png'}: no such file"]
 
 
-def test_load_files_turns_named_paths_into_rows(tmp_path):
+def test_load_images_turns_named_paths_into_rows(tmp_path):
+    from logreg_cli import load_images
+
     paths = [put(tmp_path / f"{i}.png", (i, 0, 0)) for i in range(3)]
     (tmp_path / "bad.jpg").write_text("x")
-    X, kept, skipped = load_files([paths[2], tmp_path / "bad.jpg", paths[0]], (2, 2), jobs=2)
+    X, failures = load_images([paths[2], tmp_path / "bad.jpg", paths[0]], (2, 2), jobs=2)
     assert X.shape == (2, 12) and X[:, 0].tolist() == [2, 0]
-    assert kept == [str(paths[2]), str(paths[0])]
-    assert [e.cause for e in skipped] == ["not an image Pillow can read"]
+    assert [e.path for e in failures] == [str(tmp_path / "bad.jpg")]
+    assert [e.cause for e in failures] == ["not an image Pillow can read"]
 
 
 # ---------------------------------------------------------------- feature files

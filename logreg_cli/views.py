@@ -1,0 +1,151 @@
+"""The text and JSON views of what the library returns: the train summary, the evaluate
+report, the inspect summary and the explain report. Plain strings in, plain strings out:
+no click, no printing (cli.py writes them), no numpy at import.
+"""
+
+import json
+
+
+def as_json(value):
+    """The JSON view of a report: indented, in key order."""
+    return json.dumps(value, indent=2)
+
+
+# ---------------------------------------------------------------- train
+
+
+def train_summary(metadata, model_path):
+    """The lines printed on stderr after training, from the model's metadata."""
+    final_cost = metadata.get("final_cost")
+    cost = "n/a" if final_cost is None else f"{final_cost:.6f}"
+    epochs_run = metadata["epochs_run"]
+    validation = metadata.get("validation")
+    lines = []
+    if metadata.get("interrupted"):
+        lines.append(f"interrupted by {metadata['interrupted_by']}: stopped after {epochs_run} "
+                     "epochs (the model file records the interruption)")
+    elif validation and validation.get("early_stopped"):
+        lines.append(f"early stop: no better validation cost for "
+                     f"{epochs_run - validation['kept_epoch']} epochs")
+    lines.append(f"trained {epochs_run} epochs in {metadata['seconds']:.2f} s "
+                 f"({metadata['method']}); final cost {cost}")
+    lines.append(f"train accuracy {_percent(metadata['train_accuracy'])} "
+                 f"({metadata['data']['images']} images)")
+    if validation:
+        lines.append(f"validation accuracy {_percent(validation['accuracy'])} "
+                     f"({validation['images']} images)")
+        if validation["kept_epoch"] is not None:
+            lines.append(f"kept the weights of epoch {validation['kept_epoch']}, after "
+                         f"{validation['kept_epoch']} updates (lowest validation cost "
+                         f"{validation['kept_val_cost']:.6f})")
+    lines.append(f"model written to {model_path}")
+    return lines
+
+
+def _percent(value):
+    return "n/a" if value is None else f"{100 * value:.2f} %"
+
+
+def history_csv(history):
+    """The --history CSV text of a model's history (lists per column): epoch, lr, cost
+    (+ val_cost, val_accuracy), one row per epoch, floats as repr (exact)."""
+    columns = ["epoch", "lr", "cost"]
+    if "val_cost" in history:
+        columns += ["val_cost", "val_accuracy"]
+    lines = [",".join(columns)]
+    for row in zip(*(history[name] for name in columns)):
+        lines.append(",".join([str(row[0])] + [repr(float(value)) for value in row[1:]]))
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def evaluate_text(result):
+    """The evaluate report as aligned text."""
+    classes = result["classes"]
+    width = max(len(name) for name in classes + ["class"])
+    lines = [
+        f"accuracy  {100 * result['accuracy']:.2f} % ({result['correct']}/{result['images']})",
+        f"log-loss  {result['log_loss']:.6f}",
+    ]
+    if "roc_auc" in result:
+        lines += _binary_figures(result)
+    lines += ["", f"{'class':<{width}}  precision  recall     f1  support"]
+    for name in classes:
+        row = result["per_class"][name]
+        lines.append(f"{name:<{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  "
+                     f"{row['f1']:5.3f}  {row['support']:7d}")
+    cell = max([len(str(v)) for r in result["confusion_matrix"] for v in r] + [len(c) for c in classes])
+    lines += ["", "confusion matrix (rows: true class, columns: predicted)",
+              " " * width + "  " + "  ".join(f"{name:>{cell}}" for name in classes)]
+    for name, counts in zip(classes, result["confusion_matrix"]):
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{count:>{cell}}" for count in counts))
+    if "misclassified" in result:
+        lines += ["", f"most confidently wrong ({len(result['misclassified'])})",
+                  "path\ttrue\tpredicted\tprobability"]
+        lines += [f"{m['path']}\t{m['true']}\t{m['predicted']}\t{m['probability']:.6f}"
+                  for m in result["misclassified"]]
+    return "\n".join(lines)
+
+
+def _binary_figures(result):
+    """ROC AUC and the best-F1 threshold lines of a binary model's report."""
+    auc, best = result["roc_auc"], result["best_threshold"]
+    positive = result["positive_class"]
+    lines = [f"ROC AUC   {'n/a (needs both classes)' if auc is None else f'{auc:.6f}'}"
+             f"  (positive class: {positive})"]
+    if best is not None:
+        lines.append(f"best F1   {best['f1']:.6f} at threshold {best['threshold']:.6f} "
+                     f"(P({positive}) >= threshold; precision {best['precision']:.3f}, "
+                     f"recall {best['recall']:.3f})")
+    return lines
+
+
+# ---------------------------------------------------------------- inspect
+
+
+def inspect_text(summary):
+    """The inspect report (explaining.model_summary) as aligned text."""
+    pairs = []
+    for key in ("model", "format_version", "logreg_version", "created", "classes",
+                "positive_class", "size", "features", "scaling", "method", "epochs_run",
+                "final_cost", "best_cost", "train_accuracy"):
+        if summary[key] is not None:
+            pairs.append((key, summary[key]))
+    for group, prefix in (("options", "option"), ("data", "data"), ("validation", "validation")):
+        pairs += [(f"{prefix} {key}", value) for key, value in (summary[group] or {}).items()]
+    width = max(len(label) for label, _ in pairs)
+    return "\n".join(f"{label:<{width}}  {_text(value)}" for label, value in pairs)
+
+
+def _text(value):
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict) and set(value) == {"value", "epoch"}:
+        return f"{value['value']} (epoch {value['epoch']})"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+# ---------------------------------------------------------------- explain
+
+
+def explain_text(facts):
+    """The explain report (Explanation.as_dict()) as text."""
+    scored = (f"{facts['class']} (the positive class: a binary model has one score z, "
+              "P = sigmoid(z))" if facts["binary"] else facts["class"])
+    lines = [
+        f"image        {facts['image']}",
+        f"predicted    {facts['predicted']} ({facts['probabilities'][facts['predicted']]:.6f})",
+        f"explained    {scored}",
+        f"z            {facts['z']:.6f}",
+        f"b            {facts['b']:.6f}",
+        f"sum of w*x   {facts['sum_of_contributions']:.6f}   (z = sum of w*x + b)",
+        f"probability  {facts['probability']:.6f}",
+    ]
+    for key, title in (("strongest_positive", "raise z"), ("strongest_negative", "lower z")):
+        pixels = ", ".join(f"({p['x']},{p['y']}) {p['contribution']:+.4f}" for p in facts[key])
+        lines.append(f"{title:<12} {pixels or '-'}")
+    return "\n".join(lines)
