@@ -329,7 +329,7 @@ class LogisticRegressionGD:
         y = _as_label_vector(y)
         if len(y) != len(predicted):
             raise InvalidInputError(f"X has {len(predicted)} samples but y has {len(y)} labels")
-        return float(np.average(predicted == y, weights=sample_weight))
+        return float(np.average(predicted == y, weights=_row_weights(sample_weight, len(y))))
 
     def _scores(self, X):
         """Z = X W + b (m x c float64) through the same core functions as Model.predict."""
@@ -425,6 +425,21 @@ def _as_labels(y, m):
         raise InvalidInputError(f"y holds 1 class ({classes.tolist()[0]!r}): at least 2 classes are "
                                 "needed to train a classifier")
     return classes, indices.reshape(-1).astype(np.int64)
+
+
+def _row_weights(sample_weight, m):
+    """None, or m finite weights >= 0 that do not all vanish (float64)."""
+    if sample_weight is None:
+        return None
+    try:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidInputError("sample_weight must hold numbers") from None
+    if weights.shape != (m,):
+        raise InvalidInputError(f"sample_weight has shape {weights.shape} but X has {m} samples")
+    if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
+        raise InvalidInputError("sample_weight must be finite, >= 0 and not all 0")
+    return weights
 
 
 def _standardizer(X):

@@ -294,6 +294,10 @@ def bad_calls():
          "X has 3 features, but LogisticRegressionGD is expecting 2 features as input"),
         ("score y", lambda: fitted.score(good_X, good_y[:4]), InvalidInputError,
          "X has 6 samples but y has 4 labels"),
+        ("score weights", lambda: fitted.score(good_X, good_y, sample_weight=[1.0, 2.0]),
+         InvalidInputError, "sample_weight has shape (2,) but X has 6 samples"),
+        ("score weights 0", lambda: fitted.score(good_X, good_y, sample_weight=[0.0] * 6),
+         InvalidInputError, "sample_weight must be finite, >= 0 and not all 0"),
         ("lr 0", lambda: LogisticRegressionGD(lr=0).fit(good_X, good_y), InvalidParameterError,
          "lr must be > 0, got 0"),
         ("lr text", lambda: LogisticRegressionGD(lr="0.1").fit(good_X, good_y),
@@ -356,6 +360,8 @@ def test_column_vector_y_warns_and_fits_the_same():
     assert flat.decision_function(X).shape == (4,)  # binary: one score per row, z > 0 -> "b"
     assert ((flat.decision_function(X) > 0) == (flat.predict(X) == "b")).all()
     assert np.allclose(flat.predict_proba(X).sum(axis=1), 1.0)
+    # score is the (weighted) accuracy: here only the last row, weighing 5 of 8, is wrong
+    assert flat.score(X, ["b", "a", "b", "b"], sample_weight=[1, 1, 1, 5]) == 3 / 8
 
 
 def test_params_clone_pickle_and_repr():
@@ -394,3 +400,15 @@ def test_import_stays_cheap_and_needs_no_scikit_learn():
     assert done.stdout.splitlines() == [
         "b", "[]", "module 'logreg_cli' has no attribute 'NoSuchThing'"]
     assert done.stderr == ""
+
+
+def test_readme_example_runs_and_prints_what_it_says(capsys):
+    """The README's "A scikit-learn estimator" example, run as written."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### A scikit-learn estimator", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    promised = code.strip().splitlines()[-1].split("# ", 1)[1]
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out == promised + "\n"
