@@ -103,9 +103,12 @@ class LogisticRegressionGD:
 
     Examples
     --------
+    >>> from sklearn.datasets import load_digits
     >>> from sklearn.model_selection import GridSearchCV
-    >>> search = GridSearchCV(LogisticRegressionGD(epochs=200), {"lr": [0.01, 0.1]})
-    >>> search.fit(X, y).best_params_  # doctest: +SKIP
+    >>> X, y = load_digits(return_X_y=True)
+    >>> search = GridSearchCV(LogisticRegressionGD(epochs=100), {"lr": [0.5, 2.0]})
+    >>> search.fit(X / 16, y).best_params_
+    {'lr': 2.0}
     """
 
     def __init__(self, lr=0.005, epochs=2000, decay="none", decay_rate=None, decay_steps=1,
@@ -254,8 +257,8 @@ class LogisticRegressionGD:
 
         Returns
         -------
-        ndarray of shape (m,) for 2 classes (z > 0 means ``classes_[1]``), else (m, k),
-        float64.
+        scores : ndarray of shape (m,) for 2 classes, else (m, k), float64
+            With 2 classes, z > 0 means ``classes_[1]``; else column j scores ``classes_[j]``.
 
         Raises
         ------
@@ -276,8 +279,8 @@ class LogisticRegressionGD:
 
         Returns
         -------
-        ndarray of shape (m, k), float64: column j is the probability of ``classes_[j]``;
-        rows sum to 1.
+        proba : ndarray of shape (m, k), float64
+            Column j is the probability of ``classes_[j]``; rows sum to 1.
 
         Raises
         ------
@@ -295,7 +298,7 @@ class LogisticRegressionGD:
 
         Returns
         -------
-        ndarray of shape (m,), of classes_'s dtype.
+        labels : ndarray of shape (m,), of classes_'s dtype
 
         Raises
         ------
@@ -318,12 +321,13 @@ class LogisticRegressionGD:
 
         Returns
         -------
-        float in [0, 1].
+        accuracy : float in [0, 1]
 
         Raises
         ------
         NotFittedError, InvalidInputError, InvalidTypeError
-            As decision_function; InvalidInputError too when y has another length than X.
+            As decision_function; InvalidInputError too when y has another length than X
+            or sample_weight is not m finite weights >= 0 with a positive sum.
         """
         predicted = self.predict(X)
         y = _as_label_vector(y)
