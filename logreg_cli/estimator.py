@@ -386,7 +386,8 @@ def _as_features(X):
     finite = np.isfinite(features)
     if not finite.all():
         row, column = np.argwhere(~finite)[0]
-        kind = "NaN" if np.isnan(features[row, column]) else "infinity or a value too large for float32"
+        kind = ("NaN" if np.isnan(features[row, column])
+                else "infinity or a value too large for float32")
         raise InvalidInputError(f"X contains {kind} (first at row {row}, column {column})")
     return features
 
@@ -426,8 +427,8 @@ def _as_labels(y, m):
         raise InvalidTypeError("y mixes labels that cannot be sorted together (for example "
                                "strings and numbers)") from None
     if len(classes) < 2:
-        raise InvalidInputError(f"y holds 1 class ({classes.tolist()[0]!r}): at least 2 classes are "
-                                "needed to train a classifier")
+        raise InvalidInputError(f"y holds 1 class ({classes.tolist()[0]!r}): at least 2 "
+                                "classes are needed to train a classifier")
     return classes, indices.reshape(-1).astype(np.int64)
 
 
