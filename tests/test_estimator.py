@@ -240,6 +240,24 @@ def test_grid_search_tunes_lr_and_l2_on_digits(digits):
     assert search.best_estimator_.classes_.tolist() == list(range(10))
 
 
+def test_pipeline_and_nested_grid_search(digits):
+    """In a Pipeline after StandardScaler, GridSearchCV reaches lr through the pipeline's
+    nested parameter names, and the refit pipeline is our fit on the scaled features."""
+    from sklearn.base import is_classifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = digits
+    pipeline = make_pipeline(StandardScaler(), LogisticRegressionGD(epochs=50))
+    assert is_classifier(pipeline) and is_classifier(LogisticRegressionGD())
+    search = GridSearchCV(pipeline, {"logisticregressiongd__lr": [0.001, 0.1]}, cv=3).fit(X, y)
+    assert search.best_params_ == {"logisticregressiongd__lr": 0.1}
+    assert search.best_score_ > 0.85
+    scaled = StandardScaler().fit_transform(X)
+    alone = LogisticRegressionGD(epochs=50, lr=0.1).fit(scaled, y)
+    assert np.array_equal(search.best_estimator_[-1].coef_, alone.coef_)
+
+
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
