@@ -240,7 +240,7 @@ class LogisticRegressionGD:
         unknown = [label for label in class_weight if label not in known]
         if unknown:
             raise InvalidParameterError(f"class_weight names {unknown[0]!r}, which is not a "
-                                        f"class of y ({', '.join(map(repr, known))})")
+                                        f"class of y ({', '.join(map(repr, classes.tolist()))})")
         weights = np.array([_real(class_weight.get(label, 1.0), f"class_weight[{label!r}]",
                                   minimum=0.0) for label in classes.tolist()])
         return weights[y_index]

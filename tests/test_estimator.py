@@ -99,6 +99,7 @@ GD_OPTIONS = [
     {},  # the exercise's settings: 2000 full-batch epochs, trained in the Gram space
     {"epochs": 300, "l2": 0.7, "decay": "inverse", "decay_rate": 0.3, "decay_steps": 10},
     {"epochs": 300, "decay": "exponential", "class_weight": "balanced"},
+    {"epochs": 200, "class_weight": {"cat": 3.0}},  # non-cat: 1 (absent from the dict)
     {"epochs": 8, "batch_size": 50, "seed": 5, "decay": "sqrt", "lr": 0.01},
 ]
 
@@ -113,6 +114,8 @@ def test_fit_gives_core_train_weights_bit_for_bit(catvnoncat, options):
     weights = None
     if options.get("class_weight") == "balanced":
         weights = balanced_class_weights(catvnoncat.y, 2)[catvnoncat.y]
+    elif "class_weight" in options:
+        weights = np.where(names[catvnoncat.y] == "cat", 3.0, 1.0)
     fit = core.train(X, catvnoncat.y, 2, config, sample_weight=weights)
 
     assert estimator.classes_.tolist() == ["cat", "non-cat"]
@@ -341,9 +344,9 @@ def bad_calls():
         ("class_weight", lambda: LogisticRegressionGD(class_weight="auto").fit(good_X, good_y),
          InvalidParameterError,
          "class_weight must be None, 'balanced' or a dict {label: weight}, got 'auto'"),
-        ("class_weight label", lambda: LogisticRegressionGD(class_weight={2: 1.0})
-         .fit(good_X, good_y), InvalidParameterError,
-         "class_weight names 2, which is not a class of y (0, 1)"),
+        ("class_weight label", lambda: LogisticRegressionGD(class_weight={"cat": 1.0})
+         .fit(good_X, ["z", "a", "m", "z", "a", "m"]), InvalidParameterError,
+         "class_weight names 'cat', which is not a class of y ('a', 'm', 'z')"),
         ("standardize", lambda: LogisticRegressionGD(standardize="yes").fit(good_X, good_y),
          InvalidParameterError, "standardize must be True or False, got 'yes'"),
         ("set_params", lambda: LogisticRegressionGD().set_params(learning_rate=0.1),
