@@ -22,7 +22,7 @@ import logreg_cli  # noqa: E402
 from logreg_cli import core  # noqa: E402
 from logreg_cli.cli import cli  # noqa: E402
 from logreg_cli.dataset import load_data, load_features  # noqa: E402
-from logreg_cli.errors import LogregError  # noqa: E402
+from logreg_cli.errors import LogregError, TrainingDiverged  # noqa: E402
 from logreg_cli.estimator import (  # noqa: E402
     DataConversionWarning,
     InvalidInputError,
@@ -373,8 +373,10 @@ def test_diverging_fit_names_the_epoch():
     X = np.array([[1e30, -1e30], [-1e30, 1e30]] * 3, dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(LogregError, match=r"^training diverged at epoch \d+"):
+        with pytest.raises(TrainingDiverged) as caught:
             LogisticRegressionGD(lr=1e10, epochs=50).fit(X, [0, 1] * 3)
+    assert 0 <= caught.value.epoch < 50 and caught.value.lr == 1e10
+    assert f"training diverged at epoch {caught.value.epoch} " in str(caught.value)
 
 
 def test_column_vector_y_warns_and_fits_the_same():
