@@ -1,10 +1,9 @@
-"""Our exception types. cli.py turns each into one line on stderr and an exit code."""
+"""Our exception types: every error of the library is a LogregError with a one-line
+message. cli.py turns each into one line on stderr and exit code 2."""
 
 
 class LogregError(Exception):
-    """A problem the user can fix: bad input, bad options, a bad file. Exit code 2."""
-
-    exit_code = 2
+    """A problem the user can fix: bad input, bad options, a bad file."""
 
 
 class OptionError(LogregError, ValueError):
