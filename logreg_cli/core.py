@@ -1,6 +1,10 @@
 """The vectorized core: logistic (sigmoid) and softmax regression by gradient descent.
 
-numpy only; no files, no printing. Shapes: X is m x n (one image per row, float32),
+The maths only: activations, the stable cost, gradients, schedules, the primal and dual
+(Gram) descent loops. numpy only; no files, no pixels, no printing: X is float32 features,
+in memory or streamed rows (RowBlocks: any object with shape, blocks() and take(rows), as
+features.RowBlocks), and features.py turns pixels into features.
+Shapes: X is m x n (one image per row, float32),
 y holds m class indices, W is n x c and b has c entries, where c = 1 for two classes
 (one sigmoid, as in the classic exercise) and c = k for k > 2 classes (softmax).
 
@@ -137,18 +141,6 @@ def predicted_classes(Z):
 SCORE_LIMIT = float(np.finfo(np.float32).max) / 2
 
 
-def feature_extremes(n, mean=None, scale=None):
-    """Largest |x_j| (n float64) that feature j of any uint8 image can take: 1 for /255
-    (mean None or empty, as a model file stores it), else the larger of
-    |(0 - mean_j) / scale_j| and |(255 - mean_j) / scale_j|, computed in float32 as
-    scale_pixels does (inf where that overflows)."""
-    if mean is None or not np.size(mean):
-        return np.ones(n)
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        ends = scale_pixels(np.array([[0] * n, [255] * n], dtype=np.uint8), mean, scale)
-    return np.abs(ends).max(axis=0).astype(np.float64)
-
-
 def data_extremes(X, block_rows=1024):
     """Largest |x_ij| over the rows of X (m x n float32 or RowBlocks), per feature (n float64)."""
     largest = np.zeros(X.shape[1], dtype=np.float32)
@@ -173,10 +165,11 @@ def fits_float32(bound):
     return bound <= SCORE_LIMIT
 
 
-def check_model_scores(weights, bias, mean=None, scale=None):
-    """Raise ModelFileError unless every image's scores are finite in float32 for this model
-    (weights n x c, bias c, and its scaling: mean/scale n, or None or empty for /255)."""
-    bound = largest_score(weights, bias, feature_extremes(weights.shape[0], mean, scale))
+def check_model_scores(weights, bias, extremes):
+    """Raise ModelFileError unless every input's scores are finite in float32 for weights
+    (n x c) and bias (c), when feature j of any input is at most extremes[j] in size (n;
+    features.feature_extremes gives them for a model's scaling)."""
+    bound = largest_score(weights, bias, extremes)
     if not fits_float32(bound):
         raise ModelFileError(
             f"weights too large: an image could get a score of {bound:.3g}, past the "
@@ -314,8 +307,8 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     config.early_stop = N stops after N epochs without a lower one.
     Full batch runs in the m x m Gram space when that is cheaper (see choose_method);
     a RowBlocks X is streamed one block of rows at a time.
-    extremes: the largest |x_j| any input can have per feature (n; feature_extremes of the
-    model's scaling; it must bound the rows of X and validation.X), by default their
+    extremes: the largest |x_j| any input can have per feature (n; features.feature_extremes
+    of the model's scaling; it must bound the rows of X and validation.X), by default their
     data_extremes. Raises TrainingDiverged at the first epoch whose cost is not finite or
     whose weights could give an input a score past SCORE_LIMIT (largest_score): the same
     epoch on every method. config must be valid (TrainConfig.validate): the library checks
@@ -325,7 +318,7 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     if config.early_stop is not None and validation is None:
         raise LogregError("--early-stop needs validation data (--val-split or --val)")
     m, n = X.shape
-    streamed = isinstance(X, RowBlocks)
+    streamed = is_streamed(X)
     if not streamed and X.dtype != np.float32:
         raise LogregError(f"features must be float32, got {X.dtype}")
     y = np.asarray(y, dtype=np.int64)
@@ -767,70 +760,19 @@ def _binary_gram_descent(X, y, W0, b0, config, sample_weight, record, validation
     return fitted(alpha)
 
 
-# ---------------------------------------------------------------- streamed rows
+# ---------------------------------------------------------------- row access
 
 
-class RowBlocks:
-    """Float32 features of rows of a uint8 matrix that need not fit in memory.
-
-    source: m_all x n uint8, typically memory-mapped from a feature file; rows: sorted
-    indices of the rows used (None: all), so a training set and a validation set can share
-    one file; mean/scale as in scale_pixels. Rows are converted one block (about
-    block_bytes of float32) at a time. release(), if given, is called after each block so
-    the owner of the mapping can drop the file pages already read (keeps the RSS bounded).
-    """
-
-    dtype = np.dtype(np.float32)
-
-    def __init__(self, source, rows=None, mean=None, scale=None, block_bytes=32 << 20,
-                 release=None):
-        self.source = source
-        self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
-        self.mean = mean
-        self.scale = scale
-        self.release = release or (lambda: None)
-        n = source.shape[1]
-        self.block_rows = max(1, block_bytes // (4 * max(n, 1)))
-        self._touched = 0
-
-    @property
-    def shape(self):
-        m = self.source.shape[0] if self.rows is None else len(self.rows)
-        return (m, self.source.shape[1])
-
-    def uint8_block(self, start, stop):
-        if self.rows is None:
-            return self.source[start:stop]
-        return self.source[self.rows[start:stop]]
-
-    def uint8_blocks(self):
-        """Yield (start, uint8 block) over the rows in order, releasing pages after each."""
-        m = self.shape[0]
-        for start in range(0, m, self.block_rows):
-            yield start, self.uint8_block(start, min(start + self.block_rows, m))
-            self.release()
-
-    def blocks(self):
-        """Yield (start, float32 block of about block_bytes) over the rows in order."""
-        for start, block in self.uint8_blocks():
-            yield start, scale_pixels(block, self.mean, self.scale)
-
-    def take(self, local_rows):
-        """Float32 features of the given (sorted) row positions, e.g. one mini-batch."""
-        local_rows = np.asarray(local_rows)
-        picked = local_rows if self.rows is None else self.rows[local_rows]
-        block = scale_pixels(self.source[picked], self.mean, self.scale)
-        self._touched += len(picked)
-        if self._touched >= self.block_rows:
-            self._touched = 0
-            self.release()
-        return block
+def is_streamed(X):
+    """True when X is not an array in memory but streamed rows (features.RowBlocks: shape,
+    blocks() and take(rows)), read one block at a time."""
+    return not isinstance(X, np.ndarray)
 
 
 def _row_chunks(X, block_rows):
     """(start, float32 block) over the rows of X, at most block_rows rows at a time for an
     in-memory X (so that a temporary made of a block stays small)."""
-    if isinstance(X, RowBlocks):
+    if is_streamed(X):
         return X.blocks()
     return ((start, X[start : start + block_rows]) for start in range(0, X.shape[0], block_rows))
 
@@ -838,51 +780,15 @@ def _row_chunks(X, block_rows):
 def row_blocks(X):
     """(start, float32 block) over the rows of X: the whole array at once when it is in
     memory, blocks of about 32 MB when it is a RowBlocks."""
-    return X.blocks() if isinstance(X, RowBlocks) else [(0, X)]
+    return X.blocks() if is_streamed(X) else [(0, X)]
 
 
 def take_rows(X, rows):
     """Rows of X (in-memory float32 or RowBlocks) as an in-memory float32 array."""
-    return X.take(rows) if isinstance(X, RowBlocks) else X[rows]
+    return X.take(rows) if is_streamed(X) else X[rows]
 
 
-# ---------------------------------------------------------------- features and prediction
-
-
-def scale_pixels(X_uint8, mean=None, scale=None, out=None):
-    """uint8 pixels (m x n) -> float32 features, /255 or (x - mean) / scale per feature.
-
-    Converts without a float64 or second full-size copy: numpy casts in small buffers.
-    """
-    if out is None:
-        out = np.empty(X_uint8.shape, dtype=np.float32)
-    if mean is None:
-        np.divide(X_uint8, np.float32(255.0), out=out, dtype=np.float32)
-    else:
-        np.subtract(X_uint8, mean.astype(np.float32), out=out, dtype=np.float32)
-        out /= scale.astype(np.float32)
-    return out
-
-
-def standardizer(X_uint8, block_rows=4096):
-    """Per-feature mean and scale (std, 1 where a feature never varies) of m x n uint8 rows
-    (an array, or a RowBlocks whose uint8 rows are read block by block)."""
-    m, n = X_uint8.shape
-    total = np.zeros(n)
-    total_sq = np.zeros(n)
-    if isinstance(X_uint8, RowBlocks):
-        uint8_blocks = (block for _, block in X_uint8.uint8_blocks())
-    else:
-        uint8_blocks = (X_uint8[start : start + block_rows] for start in range(0, m, block_rows))
-    for block in uint8_blocks:
-        block = block.astype(np.float32)
-        total += block.sum(axis=0, dtype=np.float64)
-        total_sq += np.square(block).sum(axis=0, dtype=np.float64)
-    mean = total / m
-    var = np.maximum(total_sq / m - mean * mean, 0.0)
-    std = np.sqrt(var)
-    std[std < 1e-6] = 1.0
-    return mean.astype(np.float32), std.astype(np.float32)
+# ---------------------------------------------------------------- prediction
 
 
 def scores(X, W, b):

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import core
+from .features import scale_pixels, standardizer
 from .errors import DataError, LogregError
 from .options import OPTIONS, default
 
@@ -200,7 +201,7 @@ class LogisticRegressionGD:
         mean = scale = None
         if _as_bool(self.standardize, "standardize"):
             mean, scale = _standardizer(X)
-            X = core.scale_pixels(X, mean, scale)
+            X = scale_pixels(X, mean, scale)
         fit = core.train(X, y_index, len(classes), config, sample_weight=sample_weight)
         self.classes_ = classes
         self.coef_ = np.ascontiguousarray(fit.weights.T)
@@ -353,7 +354,7 @@ class LogisticRegressionGD:
             raise InvalidInputError(f"X has {X.shape[1]} features, but LogisticRegressionGD is "
                                     f"expecting {self.n_features_in_} features as input")
         if self.feature_mean_ is not None:
-            X = core.scale_pixels(X, self.feature_mean_, self.feature_scale_)
+            X = scale_pixels(X, self.feature_mean_, self.feature_scale_)
         W = np.ascontiguousarray(self.coef_.T, dtype=np.float32)
         return core.scores(X, W, np.asarray(self.intercept_, dtype=np.float32))
 
@@ -458,7 +459,7 @@ def _row_weights(sample_weight, m):
 def _standardizer(X):
     """Mean and scale (float32, n) of float32 X as `logreg train --standardize` learns them."""
     with np.errstate(over="ignore", invalid="ignore"):
-        mean, scale = core.standardizer(X)
+        mean, scale = standardizer(X)
     if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
         raise InvalidInputError("X's values are too large to standardize in float32 "
                                 "(their squares overflow); rescale X first")

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import core
+from .features import feature_extremes, scale_pixels
 from .atomic import write_atomically
 from .errors import ModelFileError
 from .npzfile import NpzFile
@@ -117,7 +118,7 @@ class Model:
 
     def features(self, X_uint8):
         """uint8 pixel rows (m x n) -> the float32 features this model was trained on."""
-        return core.scale_pixels(X_uint8, self.feature_mean, self.feature_scale)
+        return scale_pixels(X_uint8, self.feature_mean, self.feature_scale)
 
     def scores(self, X_uint8):
         """m x c float64 scores X W + b of uint8 pixel rows, scaled in blocks to bound memory."""
@@ -325,7 +326,7 @@ def _model_from_arrays(arrays, names=()):
             raise _Refused(f"feature_mean and feature_scale must have {n} values")
         if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
             raise _Refused("feature_mean or feature_scale hold invalid values")
-    core.check_model_scores(weights, bias, mean, scale)
+    core.check_model_scores(weights, bias, feature_extremes(n, mean, scale))
     metadata = _metadata(arrays["metadata"])
     if arrays.get(HISTORY_KEY) is not None:  # back to the lists training made; save redoes the rest
         metadata["history"] = _history_lists(arrays[HISTORY_KEY], metadata)

@@ -153,8 +153,8 @@ def _range_problem(option, value):
 
 
 def check(name, value):
-    """Raise OptionError (a LogregError and ValueError) naming option `name` when value is not one it
-    accepts; return value, with a size as a (width, height) tuple."""
+    """Raise OptionError (a LogregError and ValueError) naming option `name` when value is
+    not one it accepts; return value, with a size as a (width, height) tuple."""
     option = OPTIONS[name]
     why = problem(option, value)
     if why is not None:

@@ -10,7 +10,6 @@ import os
 import signal
 import threading
 import time
-import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -19,17 +18,17 @@ import numpy as np
 
 from . import core
 from .errors import DataError, LogregError
+from .features import RowBlocks, choose_streaming, feature_extremes, open_feature_file
+from .features import scale_pixels, standardizer
 from .options import DEFAULT_SIZE
-# In memory when float32 X (times this, plus the overhead below) fits in the free memory.
-MEMORY_FACTOR = 1.3
-MEMORY_OVERHEAD = 150 << 20
+
 EXIT_INTERRUPTED = 130
 STOP_NOTICE = "stopping at the end of this epoch (press Ctrl-C again to abort without saving)"
 
 
 @dataclass
 class TrainingData:
-    """Everything the core needs, ready: X (m x n float32 or core.RowBlocks), y (m ints)."""
+    """Everything the core needs, ready: X (m x n float32 or RowBlocks), y (m ints)."""
 
     X: object
     y: np.ndarray
@@ -50,126 +49,6 @@ class TrainingData:
     @property
     def n_classes(self):
         return len(self.classes)
-
-
-# ---------------------------------------------------------------- feature files, X left on disk
-
-
-class FileRows:
-    """Rows of a C-ordered m x n uint8 array stored at `offset` in a file, read on demand.
-
-    Looks like a read-only uint8 array to core.RowBlocks: shape, dtype, len and indexing by
-    a slice or by sorted row indices. Rows are read with plain file reads into a fresh
-    buffer, so only the rows asked for are ever resident. (A memory map would do for
-    sequential blocks, but gathering random rows through one maps far more than the rows:
-    on Linux with large page-cache folios, ~0.7 MB per 12 KB row was measured.)
-    """
-
-    dtype = np.dtype(np.uint8)
-    ndim = 2
-
-    def __init__(self, path, offset, shape, file=None):
-        self.path = Path(path)
-        self.offset = offset
-        self.shape = tuple(shape)
-        self._file = open(path, "rb") if file is None else file  # file: already open on path
-        weakref.finalize(self, self._file.close)
-
-    def __len__(self):
-        return self.shape[0]
-
-    def __getitem__(self, key):
-        m, n = self.shape
-        if isinstance(key, slice):
-            start, stop, step = key.indices(m)
-            if step != 1:
-                raise IndexError("FileRows reads contiguous slices only")
-            return self._read_run(start, max(stop - start, 0))
-        rows = np.asarray(key, dtype=np.int64).reshape(-1)
-        if len(rows) and (rows.min() < 0 or rows.max() >= m):
-            raise IndexError(f"row index out of range 0..{m - 1}")
-        out = np.empty((len(rows), n), dtype=np.uint8)
-        # one read per run of consecutive rows (this loops over reads, not over pixels)
-        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-        for first, last in zip(np.r_[0, breaks], np.r_[breaks, len(rows)]):
-            out[first:last] = self._read_run(int(rows[first]), int(last - first))
-        return out
-
-    def _read_run(self, start, count):
-        n = self.shape[1]
-        out = np.empty((count, n), dtype=np.uint8)
-        if not out.size:
-            return out
-        self._file.seek(self.offset + start * n)
-        if self._file.readinto(memoryview(out).cast("B")) != count * n:
-            raise DataError(f"{self.path}: the feature file is truncated")
-        return out
-
-    def close(self):
-        self._file.close()
-
-
-@dataclass
-class FeatureFile:
-    """A feature file from `logreg flatten` whose X (m x n uint8) stays on disk as FileRows."""
-
-    path: Path
-    X: FileRows
-    y: np.ndarray
-    classes: list
-    paths: list
-    size: tuple  # (width, height)
-    metadata: dict
-
-
-def open_feature_file(path):
-    """Open a feature file: labels, classes, paths and size are read and checked (by
-    dataset.load_features), X is left on disk and read through FileRows."""
-    from .dataset import feature_matrix_offset, load_features
-
-    def open_rows(npz):  # on the file load_features opened: labels and rows stay together
-        offset, shape = feature_matrix_offset(npz, npz.path)
-        return FileRows(path, offset, shape, file=npz.fileno_copy())
-
-    data = load_features(path, open_x=open_rows)
-    return FeatureFile(Path(path), data.X, data.y, data.classes, data.paths, data.size,
-                       data.metadata)
-
-
-def available_memory():
-    """Bytes of memory available to a new allocation (MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as file:
-            for line in file:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def choose_streaming(m, n, forced=None, available=None):
-    """(stream?, reason): stream when float32 X would not fit in the available memory."""
-    needed = m * n * 4
-    text = f"X is {_size_text(needed)} as float32"
-    if forced is not None:
-        return forced, f"{text}; {'--stream' if forced else '--no-stream'} given"
-    available = available_memory() if available is None else available
-    if available is None:
-        return False, f"{text}; free memory unknown"
-    fits = MEMORY_FACTOR * needed + MEMORY_OVERHEAD <= available
-    relation = "fits in" if fits else "exceeds"
-    return not fits, f"{text}; {relation} the {_size_text(available)} available"
-
-
-def _size_text(count):
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
 
 
 # ---------------------------------------------------------------- validation split
@@ -309,7 +188,7 @@ def prepare(data, settings, load_folder, on_left_out=None):
     if init_model is not None:
         mean, scale = init_model.feature_mean, init_model.feature_scale
     elif settings["standardize"]:
-        mean, scale = core.standardizer(core.RowBlocks(X_uint8, train_rows))
+        mean, scale = standardizer(RowBlocks(X_uint8, train_rows))
     else:
         mean, scale = None, None
     if X_uint8.dtype.kind == "f" and mean is not None:
@@ -416,14 +295,14 @@ def _features(X_uint8, rows, mean, scale, streamed):
     float32 array, built one block at a time so that no second full-size copy exists."""
     if X_uint8.dtype.kind == "f":  # features already scaled (arrays given to api.train)
         return np.asarray(X_uint8 if rows is None else X_uint8[rows], dtype=np.float32)
-    blocks = core.RowBlocks(X_uint8, rows, mean, scale)
+    blocks = RowBlocks(X_uint8, rows, mean, scale)
     if streamed:
         return blocks
     if rows is None and isinstance(X_uint8, np.ndarray):
-        return core.scale_pixels(X_uint8, mean, scale)
+        return scale_pixels(X_uint8, mean, scale)
     out = np.empty(blocks.shape, dtype=np.float32)
     for start, block in blocks.uint8_blocks():
-        core.scale_pixels(block, mean, scale, out=out[start : start + len(block)])
+        scale_pixels(block, mean, scale, out=out[start : start + len(block)])
     return out
 
 
@@ -506,7 +385,7 @@ def stop_on_signals(notice=STOP_NOTICE):
 def run(data, config, on_epoch=None):
     """Train on prepared TrainingData; returns (core.Fit, seconds)."""
     started = time.perf_counter()
-    extremes = core.feature_extremes(data.X.shape[1], data.mean, data.scale)
+    extremes = feature_extremes(data.X.shape[1], data.mean, data.scale)
     fit = core.train(data.X, data.y, data.n_classes, config, init=data.init,
                      sample_weight=data.sample_weight, on_epoch=on_epoch,
                      validation=data.validation, extremes=extremes)

@@ -20,6 +20,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import logreg_cli  # noqa: E402
 from logreg_cli import core  # noqa: E402
+from logreg_cli.features import scale_pixels  # noqa: E402
 from logreg_cli.cli import cli  # noqa: E402
 from logreg_cli.dataset import load_data, load_features  # noqa: E402
 from logreg_cli.errors import LogregError, TrainingDiverged  # noqa: E402
@@ -106,7 +107,7 @@ GD_OPTIONS = [
 
 @pytest.mark.parametrize("options", GD_OPTIONS, ids=lambda options: str(options) or "defaults")
 def test_fit_gives_core_train_weights_bit_for_bit(catvnoncat, options):
-    X = core.scale_pixels(catvnoncat.X)  # float32 pixel / 255, as train scales them
+    X = scale_pixels(catvnoncat.X)  # float32 pixel / 255, as train scales them
     names = np.array(catvnoncat.classes)
     estimator = LogisticRegressionGD(**options).fit(X, names[catvnoncat.y])
 
@@ -130,7 +131,7 @@ def test_fit_gives_core_train_weights_bit_for_bit(catvnoncat, options):
 
 def test_softmax_fit_gives_core_train_weights_bit_for_bit(catvnoncat):
     """More than two classes: softmax, coef_ k x n; labels need not be strings or 0..k-1."""
-    X = core.scale_pixels(catvnoncat.X[:120])
+    X = scale_pixels(catvnoncat.X[:120])
     y = np.arange(120) % 3
     labels = np.array([10, 20, 30])[y]
     estimator = LogisticRegressionGD(epochs=40, lr=0.02, l2=0.3).fit(X, labels)
@@ -186,9 +187,9 @@ def test_predictions_agree_with_logreg_train_and_predict(shared_data, tmp_path):
     run_cli("train", train_npz, "-m", model, "-q")
 
     train, test = load_features(train_npz), load_features(test_npz)
-    estimator = LogisticRegressionGD().fit(core.scale_pixels(np.asarray(train.X)),
+    estimator = LogisticRegressionGD().fit(scale_pixels(np.asarray(train.X)),
                                            np.array(train.classes)[train.y])
-    labels = assert_same_as_cli(estimator, model, test_npz, core.scale_pixels(np.asarray(test.X)))
+    labels = assert_same_as_cli(estimator, model, test_npz, scale_pixels(np.asarray(test.X)))
     truth = np.array(test.classes)[test.y]
     assert np.mean(labels == truth) == 0.70  # the exercise's test accuracy
 

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from logreg_cli import core
+from logreg_cli.features import scale_pixels
 from logreg_cli.cli import cli
 from logreg_cli.dataset import load_data
 from logreg_cli.model import load_model
@@ -58,7 +59,7 @@ def test_plain_core_reproduces_the_exercise(shared_data):
     """The plain (two passes over X per epoch) path gives the same trace as the Gram path."""
     dataset = load_data(shared_data / "train", (64, 64))
     assert dataset.X.shape == (209, 12288)
-    X = core.scale_pixels(dataset.X)
+    X = scale_pixels(dataset.X)
     fit = core.train(X, dataset.y, 2, core.TrainConfig(lr=0.005, epochs=2000, method="plain"))
     assert fit.method == "plain"
     costs = [stats.cost for stats in fit.history[::100]]

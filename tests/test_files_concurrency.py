@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from logreg_cli.cli import cli
 from logreg_cli.dataset import Dataset, load_features, save_features
-from logreg_cli.training import open_feature_file
+from logreg_cli.features import open_feature_file
 from tiny_models import train_model, write_class_folders
 
 # Rows of version "a" hold 0, 1, 2 ... and of version "b" 100, 101 ...: a row, its label and

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from logreg_cli import core
+from logreg_cli.features import RowBlocks, scale_pixels
 from logreg_cli.dataset import load_data
 from logreg_cli.errors import TrainingDiverged
 from test_cli import assert_user_error, run
@@ -58,8 +59,8 @@ def methods(X_uint8, X, batch_size):
         ("gram-general", X, {"method": "gram"}, {"sample_weight": ones}),
         ("plain", X, {"method": "plain"}, {}),
         ("minibatch", X, {"batch_size": batch_size}, {}),
-        ("streamed", core.RowBlocks(X_uint8, block_bytes=4 * X.shape[1] * 3), {}, {}),
-        ("streamed-minibatch", core.RowBlocks(X_uint8), {"batch_size": batch_size}, {}),
+        ("streamed", RowBlocks(X_uint8, block_bytes=4 * X.shape[1] * 3), {}, {}),
+        ("streamed-minibatch", RowBlocks(X_uint8), {"batch_size": batch_size}, {}),
     ]
 
 
@@ -69,7 +70,7 @@ def test_lr_1e38_diverges_at_epoch_1_on_every_method(make_image_folder, k):
     Gram loop said 299, after its last epoch), and the loop stops there."""
     data = make_image_folder({name: 4 for name in "abc"[:k]})
     dataset = load_data(data, (8, 8))
-    X = core.scale_pixels(dataset.X)
+    X = scale_pixels(dataset.X)
     if k == 2:
         assert float32_reference_epoch(X, dataset.y, 1e38, 300) == 1
     named = {}
@@ -88,7 +89,7 @@ def test_a_diverging_run_names_the_same_epoch_on_every_full_batch_method(start):
     from --init weights (which the Gram space carries as s W0, s < 0 here)."""
     rng = np.random.default_rng(9)
     X_uint8 = rng.integers(0, 256, size=(4, 6), dtype=np.uint8)
-    X = core.scale_pixels(X_uint8)
+    X = scale_pixels(X_uint8)
     y = np.array([0, 1, 1, 0])
     init = None
     if start == "init":
@@ -109,7 +110,7 @@ def test_the_last_update_is_checked_too(small_folder):
     """--epochs 1: the only update goes past float32; that is epoch 1 (after 1 update),
     not epoch 0, whose weights were fine."""
     dataset = load_data(small_folder, (8, 8))
-    X = core.scale_pixels(dataset.X)
+    X = scale_pixels(dataset.X)
     for method in ("gram", "plain"):
         epoch, reported = train_until_diverged(X, dataset.y, 2,
                                                core.TrainConfig(lr=1e38, epochs=1, method=method))

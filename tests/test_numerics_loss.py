@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from logreg_cli import core
+from logreg_cli.features import scale_pixels
 from logreg_cli.dataset import Dataset, load_data, save_features
 from logreg_cli.metrics import report
 from logreg_cli.model import Model, load_model, save_model
@@ -102,7 +103,7 @@ def test_evaluate_log_loss_equals_the_training_cost_for_a_confident_mistake(tmp_
     log_loss = json.loads(result.stdout)["log_loss"]
     assert log_loss == pytest.approx(expected, rel=1e-12)
 
-    X32 = core.scale_pixels(X)
+    X32 = scale_pixels(X)
     fit = core.train(X32, np.array([0, 0]), 2, core.TrainConfig(epochs=1), init=(weights, bias))
     assert fit.history[0].cost == pytest.approx(log_loss, rel=1e-12)
 
@@ -153,7 +154,7 @@ def test_ten_class_log_loss_equals_the_training_cost(tmp_path, make_image_folder
     assert cost == pytest.approx(log_loss, rel=1e-12)
 
     dataset = load_data(data, (8, 8))
-    Z = core.scores(core.scale_pixels(dataset.X), weights, bias)
+    Z = core.scores(scale_pixels(dataset.X), weights, bias)
     gaps = Z.max(axis=1) - Z[np.arange(len(Z)), dataset.y]
     assert gaps.max() > 745  # some true class has a probability below e^-745
     assert log_loss == pytest.approx(np.mean([math.log(math.fsum(math.exp(v - row.max())
@@ -206,7 +207,7 @@ def test_roc_auc_ranks_confident_scores_that_probabilities_tie(tmp_path):
     features = tmp_path / "three.npz"
     save_features(Dataset(X, np.array([0, 1, 0]), ["neg", "pos"], ["a", "b", "c"], (1, 1)),
                   features)
-    Z = core.scores(core.scale_pixels(X), load_model(model).weights, load_model(model).bias)
+    Z = core.scores(scale_pixels(X), load_model(model).weights, load_model(model).bias)
     assert core.probabilities(Z)[0, 1] == core.probabilities(Z)[1, 1] == 1.0
     result = run("evaluate", features, "-m", model, "--format", "json")
     assert result.exit_code == 0, result.output

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from logreg_cli import core, training
+from logreg_cli.features import RowBlocks, open_feature_file, scale_pixels
 from logreg_cli.cli import cli
 from logreg_cli.dataset import Dataset, save_features
 from logreg_cli.model import load_model
@@ -97,11 +98,11 @@ def test_full_batch_over_many_row_blocks_equals_one_block(k):
     X_uint8 = rng.integers(0, 256, (100, 48), dtype=np.uint8)
     y = np.arange(100) % k
     weights = rng.uniform(0.5, 2.0, size=100)
-    blocks = core.RowBlocks(X_uint8, block_bytes=15 * 48 * 4)  # 15 rows a block
+    blocks = RowBlocks(X_uint8, block_bytes=15 * 48 * 4)  # 15 rows a block
     assert len(list(blocks.blocks())) == 7
     config = core.TrainConfig(lr=0.2, epochs=40)
     streamed = core.train(blocks, y, k, config, sample_weight=weights)
-    in_memory = core.train(core.scale_pixels(X_uint8), y, k,
+    in_memory = core.train(scale_pixels(X_uint8), y, k,
                            core.TrainConfig(lr=0.2, epochs=40, method="plain"),
                            sample_weight=weights)
     assert (streamed.method, in_memory.method) == ("stream", "plain")
@@ -114,7 +115,7 @@ def test_full_batch_over_many_row_blocks_equals_one_block(k):
 def test_row_blocks_cover_the_selected_rows_in_order():
     X = np.arange(7 * 5, dtype=np.uint8).reshape(7, 5)
     released = []
-    blocks = core.RowBlocks(X, rows=[0, 2, 3, 6], block_bytes=2 * 4 * 5,
+    blocks = RowBlocks(X, rows=[0, 2, 3, 6], block_bytes=2 * 4 * 5,
                             release=lambda: released.append(1))
     assert blocks.shape == (4, 5)
     got = [(start, block) for start, block in blocks.blocks()]
@@ -126,7 +127,7 @@ def test_row_blocks_cover_the_selected_rows_in_order():
 
 def test_feature_file_rows_are_read_on_demand(tmp_path):
     data = small_file(tmp_path)
-    features = training.open_feature_file(data)
+    features = open_feature_file(data)
     with np.load(data) as archive:
         X = archive["X"]
     assert features.X.shape == X.shape and not isinstance(features.X, np.ndarray)
@@ -141,7 +142,7 @@ def test_feature_file_rows_are_read_on_demand(tmp_path):
 
 def test_truncated_feature_file_is_a_clear_error(tmp_path):
     data = small_file(tmp_path)
-    features = training.open_feature_file(data)
+    features = open_feature_file(data)
     features.X.close()
     whole = data.read_bytes()
     data.write_bytes(whole[: features.X.offset + 1000])

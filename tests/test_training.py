@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from logreg_cli import core, training
+from logreg_cli.features import choose_streaming
 from logreg_cli.cli import cli
 from logreg_cli.dataset import Dataset, save_features
 from logreg_cli.model import load_model
@@ -418,10 +419,10 @@ def test_nice_ticks_are_round_and_cover_the_range():
 
 
 def test_memory_choice_says_why():
-    assert training.choose_streaming(1000, 12288, available=8 << 30)[0] is False
-    streamed, reason = training.choose_streaming(100_000, 12288, available=2 << 30)
+    assert choose_streaming(1000, 12288, available=8 << 30)[0] is False
+    streamed, reason = choose_streaming(100_000, 12288, available=2 << 30)
     assert streamed and "exceeds" in reason and "4.6 GB" in reason
-    assert training.choose_streaming(10, 10, forced=True) == (True, "X is 400 B as float32; --stream given")
+    assert choose_streaming(10, 10, forced=True) == (True, "X is 400 B as float32; --stream given")
 
 
 def test_stream_needs_a_feature_file(folder, tmp_path):

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from feature_files import write_feature_file  # noqa: E402
 from logreg_cli import core, training  # noqa: E402
+from logreg_cli.features import RowBlocks, open_feature_file, scale_pixels  # noqa: E402
 
 SIZES = {"full": (40_000, 3_072), "gram": (1_000, 12_288), "stream": (40_000, 12_288),
          "stream-large": (160_000, 12_288)}  # a 1.9 GB file: several times the RSS bound
@@ -64,7 +65,7 @@ def random_problem(m, n, seed=0):
     y = np.empty(m, dtype=np.int64)
     for start in range(0, m, 4096):
         block = rng.integers(0, 256, (min(4096, m - start), n), dtype=np.uint8)
-        core.scale_pixels(block, out=X[start : start + len(block)])
+        scale_pixels(block, out=X[start : start + len(block)])
         y[start : start + len(block)] = block[:, :30].mean(axis=1) > 127.5
     return X, y
 
@@ -108,11 +109,11 @@ def case_stream(m, n, repeat, batch_size=None):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "features.npz"
         write_feature_file(path, m, square_size(n))
-        features = training.open_feature_file(path)
-        blocks = core.RowBlocks(features.X)
+        feature_file = open_feature_file(path)
+        blocks = RowBlocks(feature_file.X)
         read_pass = best_of(repeat, lambda: [None for _ in blocks.blocks()])
         config = core.TrainConfig(lr=0.01, epochs=2, batch_size=batch_size)
-        epoch = epoch_seconds(blocks, features.y, config, repeat)
+        epoch = epoch_seconds(blocks, feature_file.y, config, repeat)
     kind = "full batch" if batch_size is None else f"batches of {batch_size}"
     return {"case": f"stream {kind} m={m} n={n}", "epoch_s": epoch,
             "baseline": "1 read+convert pass", "baseline_s": read_pass, "ratio": epoch / read_pass,

@@ -99,9 +99,10 @@ def exercise_version(X_uint8, y):
 
 
 def core_version(X_uint8, y, method):
+    from logreg_cli import features
     from logreg_cli import core
 
-    X = core.scale_pixels(X_uint8)
+    X = features.scale_pixels(X_uint8)
     return core.train(X, y, 2, core.TrainConfig(lr=LR, epochs=EPOCHS, method=method))
 
 
