@@ -78,8 +78,11 @@ def explain(model, row, name, class_name=None):
     width, height = model.size
     features = model.features(row[None, :])[0].astype(np.float64)
     weights = model.weights.astype(np.float64)
+    # z exactly as the sum of its parts (float64), so that contributions + b == z;
     scores = features @ weights + model.bias.astype(np.float64)  # c
-    probabilities = core.probabilities(scores[None, :])[0]
+    # the probabilities and the predicted class as predict computes them (model.scores,
+    # float32 products), so explain never names another class than predict
+    probabilities = core.probabilities(model.scores(row[None, :]))[0]
     predicted = model.classes[int(np.argmax(probabilities))]
     binary = len(model.classes) == 2
     if class_name is None:

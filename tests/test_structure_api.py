@@ -174,3 +174,19 @@ def test_import_is_cheap_and_the_library_imports_no_click_or_tqdm(folders, tmp_p
                           env=subprocess_env(), timeout=120)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.splitlines() == ["", ""]
+
+
+def test_explain_reports_the_probabilities_predict_prints(folders, tmp_path):
+    """One score function: explain's probabilities and predicted class are predict's, bit for
+    bit (its z stays the exact float64 sum of the contributions plus b)."""
+    model_path = tmp_path / "m.npz"
+    run("train", folders / "three", "-m", model_path, "-q", "--size", "8x8", "--epochs", "30",
+        "--lr", "0.05")
+    images = sorted(str(p) for p in (folders / "three").rglob("*.png"))
+    predicted = [json.loads(line) for line in
+                 run("predict", *images, "-m", model_path, "--format", "jsonl").stdout.splitlines()]
+    for path, prediction in zip(images, predicted):
+        facts = json.loads(run("explain", path, "-m", model_path, "--format", "json").stdout)
+        assert (facts["predicted"], facts["probabilities"]) == \
+            (prediction["label"], prediction["probabilities"])
+        assert facts["sum_of_contributions"] + facts["b"] == pytest.approx(facts["z"], abs=1e-9)
