@@ -11,7 +11,6 @@ import io
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -481,8 +480,9 @@ def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, 
     """
     from .images import default_jobs
     from .model import load_model
-    from .predicting import (PredictionWriter, check_feature_size, check_threshold, decide,
-                             decode_in_order, expand_inputs, size_note)
+    from .predicting import (check_feature_size, check_threshold, decide, decode_in_order,
+                             expand_inputs, size_note)
+    from .views import PredictionWriter
 
     model = load_model(model_path, history=False)
     check_threshold(threshold, model.classes, top_k)
@@ -734,7 +734,8 @@ def check(data, other, output_format, max_imbalance, jobs, quiet):
         logreg check images/train --against images/test
         logreg check images/train --format json | jq .problems
     """
-    from .check import audit, format_text, scan
+    from .check import audit, scan
+    from .views import check_text
 
     def scanned(source):
         with progress_bar(quiet, desc=f"checking {source}", unit="img") as bar:
@@ -745,5 +746,5 @@ def check(data, other, output_format, max_imbalance, jobs, quiet):
     if output_format == "json":
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
-        click.echo(format_text(report))
+        click.echo(check_text(report))
     return 1 if report["problems"] else 0

@@ -6,7 +6,6 @@ pixel (r, c) is the sum over its three channels of w_i x_i, where x is the featu
 was trained on (pixel / 255, or standardized), and the contributions plus b add up to z.
 """
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,26 +104,6 @@ def explain(model, row, name, class_name=None):
     )
 
 
-def explanation_lines(explanation):
-    """The explain report as text lines."""
-    facts = explanation.as_dict()
-    scored = (f"{facts['class']} (the positive class: a binary model has one score z, "
-              "P = sigmoid(z))" if facts["binary"] else facts["class"])
-    lines = [
-        f"image        {facts['image']}",
-        f"predicted    {facts['predicted']} ({facts['probabilities'][facts['predicted']]:.6f})",
-        f"explained    {scored}",
-        f"z            {facts['z']:.6f}",
-        f"b            {facts['b']:.6f}",
-        f"sum of w*x   {facts['sum_of_contributions']:.6f}   (z = sum of w*x + b)",
-        f"probability  {facts['probability']:.6f}",
-    ]
-    for key, title in (("strongest_positive", "raise z"), ("strongest_negative", "lower z")):
-        pixels = ", ".join(f"({p['x']},{p['y']}) {p['contribution']:+.4f}" for p in facts[key])
-        lines.append(f"{title:<12} {pixels or '-'}")
-    return lines
-
-
 # ---------------------------------------------------------------- the model summary
 
 
@@ -166,30 +145,6 @@ def _validation(meta, recorded):
         if key in recorded:
             figures.setdefault(key, recorded[key])
     return figures or None
-
-
-def summary_lines(summary):
-    """The inspect report as aligned text lines."""
-    pairs = []
-    for key in ("model", "format_version", "logreg_version", "created", "classes",
-                "positive_class", "size", "features", "scaling", "method", "epochs_run",
-                "final_cost", "best_cost", "train_accuracy"):
-        if summary[key] is not None:
-            pairs.append((key, summary[key]))
-    for group, prefix in (("options", "option"), ("data", "data"), ("validation", "validation")):
-        pairs += [(f"{prefix} {key}", value) for key, value in (summary[group] or {}).items()]
-    width = max(len(label) for label, _ in pairs)
-    return [f"{label:<{width}}  {_text(value)}" for label, value in pairs]
-
-
-def _text(value):
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    if isinstance(value, dict) and set(value) == {"value", "epoch"}:
-        return f"{value['value']} (epoch {value['epoch']})"
-    if isinstance(value, dict):
-        return json.dumps(value)
-    return str(value)
 
 
 def weight_captions(model):

@@ -1,8 +1,10 @@
-"""The text and JSON views of what the library returns: the train summary, the evaluate
-report, the inspect summary and the explain report. Plain strings in, plain strings out:
-no click, no printing (cli.py writes them), no numpy at import.
+"""The text and JSON views of what the library returns: the train summary and --history
+CSV, the predict lines (tsv, csv, jsonl), the evaluate report, the inspect summary, the
+explain report and the check report. Plain values in, strings out: no click, no printing
+(cli.py writes them), no numpy at import.
 """
 
+import io
 import json
 
 
@@ -56,6 +58,78 @@ def history_csv(history):
     for row in zip(*(history[name] for name in columns)):
         lines.append(",".join([str(row[0])] + [repr(float(value)) for value in row[1:]]))
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- predict
+
+
+class PredictionWriter:
+    """Formats one prediction per line as tsv, csv (header first) or jsonl.
+
+    tsv/csv columns: path, label, probability, then label_2, probability_2 ... for --top-k,
+    then p_<class> for every class with all_probabilities. jsonl always carries every
+    class's probability under "probabilities", and "top" with --top-k.
+    """
+
+    def __init__(self, output_format, classes, top_k=1, with_path=True,
+                 all_probabilities=False):
+        self.format = output_format
+        self.classes = classes
+        self.top_k = top_k
+        self.with_path = with_path
+        self.all_probabilities = all_probabilities
+        self.header_pending = output_format == "csv"
+
+    def header(self):
+        columns = ["path"] if self.with_path else []
+        columns += ["label", "probability"]
+        for rank in range(2, min(self.top_k, len(self.classes)) + 1):
+            columns += [f"label_{rank}", f"probability_{rank}"]
+        if self.all_probabilities:
+            columns += [f"p_{name}" for name in self.classes]
+        return columns
+
+    def start(self):
+        """Text that opens the output: the csv header, so it is there even with no rows."""
+        if not self.header_pending:
+            return ""
+        self.header_pending = False
+        return self._csv_row(self.header())
+
+    def line(self, path, proba, decision):
+        if self.format == "jsonl":
+            return self._json_line(path, proba, decision)
+        cells = [str(path)] if self.with_path else []
+        cells += [decision.label, f"{decision.probability:.6f}"]
+        for label, probability in decision.ranked:
+            cells += [label, f"{probability:.6f}"]
+        if self.all_probabilities:
+            cells += [f"{p:.6f}" for p in proba]
+        if self.format == "tsv":
+            return "\t".join(cell.replace("\t", " ").replace("\n", " ") for cell in cells) + "\n"
+        return self._csv_lines(cells)
+
+    def _csv_lines(self, cells):
+        return self.start() + self._csv_row(cells)
+
+    @staticmethod
+    def _csv_row(cells):
+        import csv
+
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(cells)
+        return buffer.getvalue()
+
+    def _json_line(self, path, proba, decision):
+        import json
+
+        record = {"path": str(path)} if self.with_path else {}
+        record.update(label=decision.label, probability=decision.probability,
+                      probabilities=dict(zip(self.classes, map(float, proba))))
+        if self.top_k > 1:
+            top = [(decision.label, decision.probability)] + decision.ranked
+            record["top"] = [{"label": label, "probability": p} for label, p in top]
+        return json.dumps(record) + "\n"
 
 
 # ---------------------------------------------------------------- evaluate
@@ -149,3 +223,52 @@ def explain_text(facts):
         pixels = ", ".join(f"({p['x']},{p['y']}) {p['contribution']:+.4f}" for p in facts[key])
         lines.append(f"{title:<12} {pixels or '-'}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- check
+
+
+def check_text(report):
+    """The check report (check.audit) as lines of text for a person."""
+    lines = [f"{report['data']}: {report['images']} image files, {report['readable']} readable, "
+             f"{len(report['classes'])} classes"]
+    width = max([len(name) for name in report["classes"]] + [5])
+    lines += [f"  {name:<{width}}  {count:6d}" for name, count in report["classes"].items()]
+    lines.append("sizes: " + _joined(report["sizes"]))
+    lines.append("modes: " + _joined(report["modes"]))
+    lines.append(f"unreadable: {len(report['unreadable'])}")
+    lines += [f"  {item['path']}: {item['cause']}" for item in report["unreadable"]]
+    lines.append(f"ignored (not images, or in no class): {len(report['ignored'])}")
+    lines += [f"  {item['path']}: {item['cause']}" for item in report["ignored"]]
+    lines.append(f"classes left out (no image to learn from): {len(report['left_out'])}")
+    lines += [f"  {item['path']}: {item['cause']}" for item in report["left_out"]]
+    lines.append(f"files under two classes: {len(report['shared_files'])}")
+    lines += [f"  {item['path']} = {item['same_as']} ({', '.join(item['classes'])})"
+              for item in report["shared_files"]]
+    lines.append(f"identical images: {len(report['duplicates'])} group(s)")
+    for group in report["duplicates"]:
+        lines.append("  " + "  =  ".join(f"{p} ({label})"
+                                         for p, label in zip(group["paths"], group["labels"])))
+    imbalance = report["imbalance"]
+    if imbalance["ratio"] == 1:
+        lines.append("imbalance: none (every class has as many images)")
+    elif imbalance["ratio"] is not None:
+        lines.append(f"imbalance: {imbalance['largest']!r} / {imbalance['smallest']!r} = "
+                     f"{imbalance['ratio']:.2f} (limit {imbalance['limit']:g})")
+    if "against" in report:
+        other = report["against"]
+        lines.append(f"against {other['data']}: {other['images']} image files, "
+                     f"{other['readable']} readable, {len(other['shared'])} shared with "
+                     f"{report['data']}")
+        lines += [f"  {item['path']} = {', '.join(item['other_paths'])}" for item in other["shared"]]
+        lines += [f"  {item['path']}: {item['cause']}" for item in other["unreadable"]]
+    if report["problems"]:
+        lines.append(f"{len(report['problems'])} problem(s):")
+        lines += [f"  - {problem}" for problem in report["problems"]]
+    else:
+        lines.append("no problems found")
+    return "\n".join(lines)
+
+
+def _joined(counts):
+    return ", ".join(f"{key} ({count})" for key, count in counts.items()) or "none"

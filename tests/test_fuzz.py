@@ -21,7 +21,8 @@ from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from logreg_cli.errors import ImageError, ModelFileError
-from logreg_cli.explaining import model_summary, summary_lines
+from logreg_cli.explaining import model_summary
+from logreg_cli.views import inspect_text
 from logreg_cli.images import load_image
 from logreg_cli.model import FORMAT_VERSION, Model, load_model, save_model
 
@@ -115,7 +116,7 @@ def load_or_refuse(path):
     assert probabilities.shape == (2, len(model.classes))
     summary = model_summary(model, path)
     json.dumps(summary)
-    summary_lines(summary)
+    inspect_text(summary)
     record("loaded")
     return model
 
