@@ -7,8 +7,6 @@ No click and no numpy here: this module is imported by `logreg --help` and by th
 """
 
 import math
-import numbers
-from dataclasses import dataclass
 
 from .errors import OptionError
 
@@ -21,26 +19,24 @@ MAX_SIZE_PIXELS = 4096 * 4096
 LARGEST_COUNT = 2**63 - 1
 
 
-@dataclass(frozen=True)
 class Option:
     """One option: `name` is the keyword (TrainConfig field, api keyword, metadata key),
     flags the command-line spellings (the first is the one messages use).
 
     kind: "count" (int >= low), "float" (finite, in [low, high], ends open when *_open),
     "choice" (one of choices), "size" (WIDTHxHEIGHT), "flag" (bool), "path", "text".
+    A plain class, not a dataclass: `logreg --help` reads this module, and building
+    dataclasses costs it milliseconds.
     """
 
-    name: str
-    flags: tuple
-    kind: str
-    default: object = None
-    help: str = ""
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    choices: tuple = ()
-    show_default: bool = True
+    __slots__ = ("name", "flags", "kind", "default", "help", "low", "high", "low_open",
+                 "high_open", "choices", "show_default")
+
+    def __init__(self, name, flags, kind, default=None, help="", low=None, high=None,
+                 low_open=False, high_open=False, choices=(), show_default=True):
+        self.name, self.flags, self.kind, self.default, self.help = name, flags, kind, default, help
+        self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
+        self.choices, self.show_default = choices, show_default
 
     @property
     def flag(self):
@@ -112,6 +108,8 @@ def default(name):
 
 def problem(option, value):
     """Why value is not acceptable for option, in words, or None when it is."""
+    import numbers  # here, not at the top: `logreg --help` imports this module
+
     if value is None:
         return None if option.default is None else "needs a value, got None"
     if option.kind == "count":
