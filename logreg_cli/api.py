@@ -92,6 +92,14 @@ def train(data, *, on_epoch=None, on_warning=None, jobs=None, strict=False, **op
         Data that cannot be used (missing, one class, a bad file, --init mismatch).
     TrainingDiverged
         The cost or weights stopped being finite (usually: lr too large).
+
+    References
+    ----------
+    The binary case is the "logistic regression as a neural network" exercise of
+    deeplearning.ai's Neural Networks and Deep Learning course (Ng, 2017): z = Xw + b,
+    a = sigmoid(z), J = mean cross-entropy, dw = X^T (a - y) / m; its published cost trace
+    is reproduced by tests/test_exercise.py. The cost is computed from z with logaddexp
+    (as scikit-learn's linear models do), never as the log of a probability.
     """
     settings = train_settings(options)
     if jobs is not None:
@@ -163,10 +171,23 @@ def skipper(strict, on_warning):
 
 
 def load_model(path):
-    """Read and check a model file -> Model (with its history).
+    """Read and check a model file, as every command that takes -m does.
 
-    Raises ModelFileError naming path and the problem (missing, not a model, another
-    format version, inconsistent shapes, weights too large for float32 scores).
+    Parameters
+    ----------
+    path : str or path-like
+        A model file written by `logreg train` or Model.save (read without pickle).
+
+    Returns
+    -------
+    Model
+        With its per-epoch history (Model.history).
+
+    Raises
+    ------
+    ModelFileError
+        Naming path and the problem: missing, not a model, another format version,
+        inconsistent shapes, weights too large for float32 scores.
     """
     from .model import load_model as read
 
@@ -204,6 +225,11 @@ def evaluate(model, data, *, misclassified=0, jobs=None, strict=False, on_warnin
     ------
     DataError, ImageError, ModelFileError
         No images, a class the model does not know, features of another size.
+
+    References
+    ----------
+    roc_auc is the Mann-Whitney U statistic over the scores z, ties counting one half
+    (Hanley and McNeil, Radiology 143, 1982); log_loss is the training cost's formula.
     """
     model = _model(model)
     if isinstance(data, tuple):
@@ -272,6 +298,11 @@ def load_images(paths, size="64x64", *, jobs=None):
     (X, failures)
         X: m x n uint8 (n = H * W * 3, row i = the i-th readable image unrolled row-major
         H x W x 3); failures: the ImageError of each unreadable file, in path order.
+
+    Raises
+    ------
+    OptionError
+        A malformed or too large size, or jobs below 1.
     """
     from .images import load_images as decode
 
@@ -282,11 +313,30 @@ def load_images(paths, size="64x64", *, jobs=None):
 
 
 def flatten(data, path, *, size="64x64", jobs=None, strict=False, on_warning=None):
-    """Load the images of data (class folder or labels file) once and write them as a
-    feature file at path (atomically), as `logreg flatten DATA -o PATH` does.
+    """Load the images of data once and write them as a feature file, as
+    `logreg flatten DATA -o PATH` does.
 
-    Returns the dataset.Dataset written (X m x n uint8, y, classes, paths, size).
-    Raises DataError/ImageError for unusable data, LogregError when path cannot be written.
+    Parameters
+    ----------
+    data : str or path-like
+        A class folder or a labels file.
+    path : str or path-like
+        The feature file to write (an uncompressed .npz, written atomically).
+    size : "WIDTHxHEIGHT" or (width, height)
+    jobs, strict, on_warning
+        As for train.
+
+    Returns
+    -------
+    dataset.Dataset
+        What was written: X (m x n uint8), y (m int64), classes, paths, size.
+
+    Raises
+    ------
+    DataError, ImageError
+        Unusable data (missing, no images; with strict, the first unreadable file).
+    LogregError
+        path cannot be written.
     """
     dataset = folder_loader(jobs, strict, on_warning)(data, parse_size(size))
     write_features(dataset, path, data)
@@ -324,8 +374,15 @@ def explain(model, image, class_name=None):
     -------
     explaining.Explanation
         contributions (H x W float64, summed over R, G, B), pixels (H x W x 3 uint8), z, b
-        (contributions.sum() + b == z), probability, predicted, probabilities;
-        .as_dict() is `explain --format json`.
+        (contributions.sum() + b == z), probability, predicted, probabilities (those of
+        predict); .as_dict() is `explain --format json`.
+
+    Raises
+    ------
+    LogregError
+        class_name is not one of the model's classes.
+    ImageError
+        The image cannot be read.
     """
     from .explaining import explain as explain_row, output_column
     from .images import image_rows
