@@ -87,25 +87,53 @@ class Model:
         return self.metadata.get("history") or {}
 
     def save(self, path):
-        """Write the model file at path atomically (temporary file, fsync, rename).
+        """Write the model file at path atomically (temporary file, fsync, rename), as
+        `logreg train -m PATH` writes it.
 
-        Raises LogregError when path cannot be written.
+        Raises
+        ------
+        LogregError
+            path cannot be written (missing folder, no permission, a folder...).
         """
         save_model(self, path)
 
     def predict(self, images):
-        """The predicted class name of each image (list of m str): argmax of predict_proba."""
+        """The predicted class of each image, as `logreg predict` prints it.
+
+        Parameters
+        ----------
+        images
+            As for predict_proba.
+
+        Returns
+        -------
+        list of str
+            m class names: the most probable class of each image.
+        """
         proba = self.predict_proba(images)
         return [self.classes[index] for index in proba.argmax(axis=1).tolist()]
 
     def predict_proba(self, images):
-        """m x k float64 class probabilities, as `logreg predict` computes them.
+        """Class probabilities, exactly as `logreg predict` computes them.
 
-        images: one image or a list of them, each a path, a binary file object or a PIL
-        image (decoded and resized to self.size as predict does), or a uint8 array m x H x W
-        x 3 (or one H x W x 3) of images, or m x n uint8 pixel rows already at self.size.
-        Raises ImageError for an image that cannot be read, ModelFileError for rows of
-        another length than self.n_features.
+        Parameters
+        ----------
+        images
+            One image or a list of them, each a path, a binary file object or a PIL image
+            (decoded and resized to self.size as predict does); a uint8 array m x H x W x 3
+            (or one H x W x 3); or m x n uint8 pixel rows already at self.size.
+
+        Returns
+        -------
+        ndarray, m x k float64
+            Row i: the probability of each class (self.classes order) for image i.
+
+        Raises
+        ------
+        ImageError
+            An image cannot be read.
+        ModelFileError
+            Rows of another length than self.n_features.
         """
         from .images import image_rows
 
