@@ -190,3 +190,22 @@ def test_explain_reports_the_probabilities_predict_prints(folders, tmp_path):
         assert (facts["predicted"], facts["probabilities"]) == \
             (prediction["label"], prediction["probabilities"])
         assert facts["sum_of_contributions"] + facts["b"] == pytest.approx(facts["z"], abs=1e-9)
+
+
+@pytest.mark.parametrize("make, options, message", [
+    (lambda X, y: (X[:, :100], y, ["a", "b"]), {}, "X has 100 features but size 8x8 gives 192"),
+    (lambda X, y: (X, y[:-1], ["a", "b"]), {}, "y m integer labels"),
+    (lambda X, y: (X, y + 5, ["a", "b"]), {}, "y must index the 2 classes"),
+    (lambda X, y: (X.astype(np.int32), y, ["a", "b"]), {}, "X must be uint8 pixels or float"),
+    (lambda X, y: (X / np.float32(255), y, ["a", "b"]), {"standardize": True},
+     "float features are taken as pixel / 255"),
+    (lambda X, y: (np.where(X > 0, np.nan, 0.0), y, ["a", "b"]), {}, "NaN or infinity"),
+    (lambda X, y: (X, y, ["a", "b"]), {"stream": True}, "--stream needs a feature file"),
+    (lambda X, y: (X, np.zeros_like(y), ["a", "b"]), {}, "found only one class: 'a'"),
+])
+def test_training_arrays_refuses_what_it_cannot_use_in_one_line(make, options, message):
+    rng = np.random.default_rng(0)
+    X, y = rng.integers(0, 256, (12, 192), dtype=np.uint8), np.arange(12) % 2
+    with pytest.raises(logreg_cli.LogregError, match=message) as caught:
+        logreg_cli.train(make(X, y), size=(8, 8), epochs=2, **options)
+    assert "\n" not in str(caught.value)
