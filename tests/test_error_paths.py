@@ -64,6 +64,8 @@ CASES = {
     "train-lr-text": Case(["train", "{data}", "--lr", "abc"], 2, ["--lr", "abc"]),
     "train-lr-negative": Case(["train", "{data}", "--lr", "-1"], 2, ["--lr"]),
     "train-lr-zero": Case(["train", "{data}", "--lr", "0"], 2, ["--lr"]),
+    "train-learning-rate-negative": Case(["train", "{data}", "--learning-rate", "-1"], 2,
+                                         ["--lr"]),
     "train-lr-nan": Case(["train", "{data}", "--lr", "nan"], 2, ["--lr", "nan"]),
     "train-lr-inf": Case(["train", "{data}", "--lr", "inf"], 2, ["--lr", "inf"]),
     "train-epochs-negative": Case(["train", "{data}", "--epochs", "-3"], 2, ["--epochs"]),
