@@ -124,6 +124,30 @@ class SizeType(click.ParamType):
             raise UserError(str(error)) from None
 
 
+class RateList(click.ParamType):
+    """--compare-lr: '0.01,0.001' -> [0.01, 0.001], positive finite numbers."""
+
+    name = "RATES"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        try:
+            rates = [float(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise UserError(f"--compare-lr must be comma-separated numbers, got "
+                            f"{value!r}") from None
+        if not rates or not all(math.isfinite(rate) and rate > 0 for rate in rates):
+            raise UserError(f"--compare-lr needs positive learning rates, got {value!r}")
+        return rates
+
+
+def rate_model_path(model_path, rate):
+    """model.npz and 0.001 -> model.lr0.001.npz: where --compare-lr writes each rate's model."""
+    model_path = Path(model_path)
+    return model_path.with_name(f"{model_path.stem}.lr{rate:g}{model_path.suffix or '.npz'}")
+
+
 def click_type(option):
     """The click type that parses and range-checks an options.Option."""
     if option.kind == "count":
@@ -305,13 +329,13 @@ def main(args=None, prog_name="logreg"):
               help="Write epoch,lr,cost (and val_cost,val_accuracy) per epoch to this CSV file.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Draw the learning curve (cost and validation cost per epoch) to this PNG.")
-@click.option("--compare-lr", default=None,
+@click.option("--compare-lr", "rates", type=RateList(), default=None,
               help="Comma-separated learning rates: train one model per rate (MODEL.lrRATE.npz) "
                    "and draw their cost curves in one plot (--plot, default compare-lr.png).")
 @jobs_option
 @strict_option
 @quiet_option
-def train(data, model_path, history, plot, compare_lr, jobs, strict, quiet, **options):
+def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options):
     """Train a model on DATA: a folder with one subfolder of images per class, or a
     feature file from `logreg flatten`.
 
@@ -327,9 +351,8 @@ def train(data, model_path, history, plot, compare_lr, jobs, strict, quiet, **op
     from . import api, training
     from .atomic import check_outputs
 
-    rates = None if compare_lr is None else training.parse_rates(compare_lr)
     models = ([("--model", model_path)] if rates is None else
-              [(f"--compare-lr {rate:g}", training.rate_model_path(model_path, rate))
+              [(f"--compare-lr {rate:g}", rate_model_path(model_path, rate))
                for rate in rates])
     check_outputs(  # before the data is loaded, not after training
         [*models, ("--history", history),
@@ -431,7 +454,7 @@ def compare_rates(prepared, settings, rates, model_path, plot, quiet):
         for rate in rates:
             rate_settings = dict(settings, lr=rate)
             model = train_with_bar(prepared, rate_settings, quiet, stop, desc=f"lr {rate:g}")
-            path = training.rate_model_path(model_path, rate)
+            path = rate_model_path(model_path, rate)
             model.save(path)
             series.append((f"lr {rate:g}", model.history["epoch"], model.history["cost"]))
             finish(model, rate_settings, path, quiet)

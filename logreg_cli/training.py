@@ -492,20 +492,3 @@ def cost_warning(model, config):
     data = model.metadata["data"]
     message = core.cost_warning(model.history.get("cost", []), config, data["images"])
     return None if message is None else f"{data['source']}: {message}"
-
-
-def parse_rates(text):
-    """'0.01,0.001' -> [0.01, 0.001] (positive numbers), else LogregError."""
-    try:
-        rates = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise LogregError(f"--compare-lr must be comma-separated numbers, got {text!r}") from None
-    if not rates or not all(np.isfinite(r) and r > 0 for r in rates):
-        raise LogregError(f"--compare-lr needs positive learning rates, got {text!r}")
-    return rates
-
-
-def rate_model_path(model_path, rate):
-    """model.npz and 0.001 -> model.lr0.001.npz: where --compare-lr writes each rate's model."""
-    model_path = Path(model_path)
-    return model_path.with_name(f"{model_path.stem}.lr{rate:g}{model_path.suffix or '.npz'}")

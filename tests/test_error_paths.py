@@ -222,6 +222,10 @@ CASES = {
     "train-init-model-member-listed-twice": Case(
         ["train", "{data}", "-m", "{out}", "--init", "{model_twice}"], 2,
         ["{model_twice}", "weights.npy is listed more than once"]),
+    "train-compare-lr-text": Case(["train", "{data}", "--compare-lr", "0.1,fast"], 2,
+                                  ["--compare-lr", "0.1,fast"]),
+    "train-compare-lr-zero": Case(["train", "{data}", "--compare-lr", "0.1,0"], 2,
+                                  ["--compare-lr", "positive"]),
     "train-compare-lr-model-is-the-data": Case(
         ["train", "{rate_named}", "--compare-lr", "0.1", "-m", "{workspace}/f.npz"], 2,
         ["{rate_named}", "--compare-lr 0.1 would replace the DATA"]),
