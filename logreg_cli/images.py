@@ -332,11 +332,50 @@ def _process_context():
 _worker_rows = None
 
 
-def _init_worker(buffer, shape):
+def _init_worker(buffer, shape, parent_pid):
     global _worker_rows
+    _end_with_parent(parent_pid)
+    _release_standard_streams()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     warnings.simplefilter("error", Image.DecompressionBombWarning)
     _worker_rows = np.frombuffer(buffer, dtype=np.uint8, count=shape[0] * shape[1]).reshape(shape)
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _end_with_parent(parent_pid):
+    """Have the kernel kill this worker when its parent ends, however it ends (SIGKILL
+    included), so that no worker is left decoding for nobody (Linux: prctl via ctypes).
+
+    The kernel sends the signal when the *thread* that forked the worker ends; the pool
+    forks every worker from the thread that calls load_images (at its first submit, as fork
+    requires), and that thread outlives the pool. If the parent died before the prctl took
+    effect, this worker has been adopted: getppid() no longer names the parent, so it ends.
+    """
+    import ctypes  # imported by the parent before forking: free here
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl: the parent's shutdown is all there is
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def _release_standard_streams():
+    """Point the worker's stdin, stdout and stderr at /dev/null.
+
+    A worker writes nothing (its results travel through the pool's pipes), so holding the
+    parent's terminal or pipes open would only keep a reader (`logreg ... | wc -c`) from
+    seeing the end of the output, and would let the fork's copy of unflushed parent output
+    be written a second time at the worker's exit.
+    """
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _load_chunk(start, paths, size):
@@ -422,8 +461,10 @@ def _load_in_processes(paths, size, shape, jobs, chunk, context, on_error, on_im
     buffer = mmap.mmap(-1, max(1, shape[0] * shape[1]))  # anonymous, shared with forked workers
     X = np.frombuffer(buffer, dtype=np.uint8, count=shape[0] * shape[1]).reshape(shape)
     failed = []
+    import ctypes  # noqa: F401  (once here rather than in every worker: see _end_with_parent)
+
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                               initargs=(buffer, shape))
+                               initargs=(buffer, shape, os.getpid()))
     try:
         pending = deque()
         for start in range(0, len(paths), chunk):
