@@ -31,6 +31,7 @@ class LogregGroup(click.Group):
         silence_pillow()
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            sys.stdout.flush()  # a full stdout is reported here, not at the interpreter's exit
         except NO_ARGS_IS_HELP as error:  # plain `logreg`: the help, not an "Error: Usage..."
             click.echo(error.ctx.get_help(), err=True)
             sys.exit(error.exit_code)
@@ -40,6 +41,11 @@ class LogregGroup(click.Group):
                 hint = f" (see '{error.ctx.command_path} -h')"
             click.echo(f"Error: {error.format_message()}{hint}", err=True)
             sys.exit(error.exit_code)
+        except LogregError as error:  # stdout failed while printing --help or --version
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(error.exit_code)
+        except BrokenPipeError:
+            quiet_broken_pipe()
         except click.Abort:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
@@ -214,6 +220,9 @@ def main(args=None, prog_name="logreg"):
     interpreter's last collection would otherwise walk the ~25,000 objects of numpy, click
     and Pillow once more before exiting, about 15 ms of every run (files are all closed
     by then; nothing is left for a collection to finish)."""
+    from .streams import guard_standard_streams
+
+    guard_standard_streams()
     try:
         cli.main(args=args, prog_name=prog_name)
     finally:
