@@ -5,6 +5,7 @@ to stderr. Exit codes: 0 success, 1 some inputs failed (named on stderr), 2 usag
 error, 130 interrupted.
 """
 
+import errno
 import gc
 import io
 import json
@@ -58,9 +59,40 @@ class LogregGroup(click.Group):
             return super().invoke(ctx)
         except LogregError as error:
             raise UserError(str(error)) from None
+
+
+class LogregCommand(click.Command):
+    """A subcommand for which running out of memory anywhere (loading, decoding workers,
+    training) is one line naming its input, exit 2: a MemoryError, or the ENOMEM of a
+    fork, a memory mapping or a thread that could not start."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
         except MemoryError:
-            raise UserError("not enough memory for this data at this size "
-                            "(try a smaller --size or fewer images)") from None
+            raise out_of_memory(ctx) from None
+        except OSError as error:
+            if error.errno != errno.ENOMEM:
+                raise
+            raise out_of_memory(ctx) from None
+        except RuntimeError as error:
+            if "can't start new thread" not in str(error):
+                raise
+            raise out_of_memory(ctx) from None
+
+
+def out_of_memory(ctx):
+    subject = ctx.command_path
+    for name in ("data", "inputs", "image", "model_path"):
+        value = ctx.params.get(name)
+        if value:
+            subject = value[0] if isinstance(value, tuple) else value
+            break
+    return UserError(f"{subject}: not enough memory (try a smaller --size, fewer images "
+                     "or --jobs 1)")
+
+
+LogregGroup.command_class = LogregCommand
 
 
 # click 8.2+ raises this for a bare `logreg`; click 8.1 prints the help and exits 0 itself.

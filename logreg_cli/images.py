@@ -21,6 +21,8 @@ Choices (documented in the README):
   would only warn. The limit is never lifted.
 """
 
+import errno
+import json
 import mmap
 import os
 import re
@@ -314,51 +316,36 @@ def chunk_length(paths, jobs, typical_bytes):
 
 
 def _process_context():
-    """fork on Linux, else None (threads only).
+    """True where workers can be forked (Linux), else None (threads only).
 
     fork starts workers in milliseconds with numpy and Pillow already imported, and never
     re-runs the user's main script (forkserver and spawn do both, which costs more than
-    it saves on a few thousand small images). The executor forks all workers before it starts
-    its own thread; elsewhere (macOS, Windows) fork is unsafe or missing, so threads are used.
+    it saves on a few thousand small images); elsewhere (macOS, Windows) fork is unsafe or
+    missing, so threads are used.
     """
-    if sys.platform.startswith("linux"):
-        import multiprocessing  # here: ~8 ms of start-up that small jobs never need
-
-        return multiprocessing.get_context("fork")
-    return None
-
-
-# Set in each worker process by _init_worker: the shared output rows (m x n uint8).
-_worker_rows = None
-
-
-def _init_worker(buffer, shape, parent_pid):
-    global _worker_rows
-    _end_with_parent(parent_pid)
-    _release_standard_streams()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    warnings.simplefilter("error", Image.DecompressionBombWarning)
-    _worker_rows = np.frombuffer(buffer, dtype=np.uint8, count=shape[0] * shape[1]).reshape(shape)
+    return True if sys.platform.startswith("linux") and hasattr(os, "fork") else None
 
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# A worker's exit status when it ran out of memory (the parent then raises MemoryError).
+WORKER_OUT_OF_MEMORY = 12
 
 
 def _end_with_parent(parent_pid):
     """Have the kernel kill this worker when its parent ends, however it ends (SIGKILL
     included), so that no worker is left decoding for nobody (Linux: prctl via ctypes).
 
-    The kernel sends the signal when the *thread* that forked the worker ends; the pool
-    forks every worker from the thread that calls load_images (at its first submit, as fork
-    requires), and that thread outlives the pool. If the parent died before the prctl took
-    effect, this worker has been adopted: getppid() no longer names the parent, so it ends.
+    The kernel sends the signal when the *thread* that forked the worker ends; workers are
+    forked by the thread that calls load_images, which outlives them. If the parent died
+    before the prctl took effect, this worker has been adopted: getppid() no longer names
+    the parent, so it ends.
     """
     import ctypes  # imported by the parent before forking: free here
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # no prctl: the parent's shutdown is all there is
+    except (OSError, AttributeError):  # no prctl: the parent's clean-up is all there is
         pass
     if os.getppid() != parent_pid:
         os._exit(0)
@@ -367,10 +354,9 @@ def _end_with_parent(parent_pid):
 def _release_standard_streams():
     """Point the worker's stdin, stdout and stderr at /dev/null.
 
-    A worker writes nothing (its results travel through the pool's pipes), so holding the
+    A worker writes nothing (its reports travel through its own pipe), so holding the
     parent's terminal or pipes open would only keep a reader (`logreg ... | wc -c`) from
-    seeing the end of the output, and would let the fork's copy of unflushed parent output
-    be written a second time at the worker's exit.
+    seeing the end of the output after the parent has gone.
     """
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -378,19 +364,19 @@ def _release_standard_streams():
     os.close(devnull)
 
 
-def _load_chunk(start, paths, size):
+def _load_chunk(rows, start, paths, size):
     """Worker: decode paths into rows start, start+1, ... of the shared output.
 
-    Returns (offset in the chunk, path, cause) for each file that failed: plain data, as
+    Returns [offset in the chunk, path, cause] for each file that failed: plain data, as
     only that crosses the pipe; the pixels are already in place.
     """
     failures = []
     for offset, path in enumerate(paths):
         row, error = _try_load(path, size)
         if error is None:
-            _worker_rows[start + offset] = row
+            rows[start + offset] = row
         else:
-            failures.append((offset, error.path, error.cause))
+            failures.append([offset, error.path, error.cause])
     return failures
 
 
@@ -420,8 +406,7 @@ def load_images(paths, size, jobs=None, on_error=None, on_image=None,
             context = _process_context() if len(paths) >= min_for_processes else None
             if context is not None:
                 chunk = chunk_length(paths, jobs, typical_bytes)
-                return _load_in_processes(paths, size, shape, jobs, chunk, context, on_error,
-                                          on_image)
+                return _load_in_processes(paths, size, shape, jobs, chunk, on_error, on_image)
             jobs = 1  # threads only slow small files down (measured); one is best here
     X = np.empty(shape, dtype=np.uint8)
     kept = []
@@ -454,39 +439,114 @@ def _check_fits_in_memory(shape, size):
                           f"{available / 1e9:.1f} GB of memory); use a smaller --size")
 
 
-def _load_in_processes(paths, size, shape, jobs, chunk, context, on_error, on_image):
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
+def _load_in_processes(paths, size, shape, jobs, chunk, on_error, on_image):
+    """Decode paths in up to `jobs` forked workers that write their rows straight into X (an
+    anonymous shared mapping) and report each chunk's failures through their own pipe.
+
+    Chunk k goes to worker k % jobs, which decodes its chunks in order, so this thread reads
+    chunk k's report from that worker's pipe, in path order. There is no helper thread (a
+    ProcessPoolExecutor has two, and when memory is short one fails to start and the pool
+    hangs): every failure, a fork or a mapping refused for lack of memory, a worker that
+    died, surfaces here. The workers end with this call, however it ends (done, --strict
+    stop, Ctrl-C), and with this process if it is killed (see _end_with_parent).
+    """
+    import ctypes  # noqa: F401  (once here rather than in every worker: see _end_with_parent)
 
     buffer = mmap.mmap(-1, max(1, shape[0] * shape[1]))  # anonymous, shared with forked workers
     X = np.frombuffer(buffer, dtype=np.uint8, count=shape[0] * shape[1]).reshape(shape)
+    starts = range(0, len(paths), chunk)
+    workers = []
     failed = []
-    import ctypes  # noqa: F401  (once here rather than in every worker: see _end_with_parent)
-
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                               initargs=(buffer, shape, os.getpid()))
     try:
-        pending = deque()
-        for start in range(0, len(paths), chunk):
-            part = paths[start : start + chunk]
-            pending.append((start, len(part), pool.submit(_load_chunk, start, part, size)))
-            if len(pending) >= 2 * jobs:
-                _report_chunk(*pending.popleft(), failed, on_error, on_image)
-        while pending:
-            _report_chunk(*pending.popleft(), failed, on_error, on_image)
-    except BrokenProcessPool:
-        raise LogregError("an image-decoding process died (out of memory?); "
-                          "try again with --jobs 1 to find the file") from None
+        for first in range(min(jobs, len(starts))):
+            workers.append(_start_worker(X, paths, starts[first::jobs], chunk, size))
+        for index, start in enumerate(starts):
+            failures = _next_report(workers[index % len(workers)])
+            _report_chunk(start, len(paths[start : start + chunk]), failures, failed, on_error,
+                          on_image)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for worker in workers:
+            worker.stop()
     if not failed:
         return X, list(range(len(paths)))
     kept = np.setdiff1d(np.arange(len(paths)), failed)
     return X[kept], kept.tolist()  # a compact copy; X's rows stay in path order
 
 
-def _report_chunk(start, length, future, failed, on_error, on_image):
-    failures = {offset: ImageError(path, cause) for offset, path, cause in future.result()}
+class _Worker:
+    """A forked decoding process and the read end of its report pipe."""
+
+    def __init__(self, pid, reports):
+        self.pid = pid
+        self.reports = reports
+        self.status = None  # the exit status, once reaped
+
+    def reap(self):
+        """Wait for the process to end; returns its exit status (negative: killed by a signal)."""
+        if self.status is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.status = os.waitstatus_to_exitcode(status)
+        return self.status
+
+    def stop(self):
+        """Kill the process if it still runs and reap it; close the pipe."""
+        self.reports.close()
+        if self.status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)  # its rows are not wanted any more
+            except ProcessLookupError:
+                pass
+            self.reap()
+
+
+def _start_worker(rows, paths, starts, chunk, size):
+    """Fork a worker that decodes the chunks at `starts` into rows and reports on a pipe."""
+    parent = os.getpid()
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except BaseException as error:
+        os.close(read_end)
+        os.close(write_end)
+        if isinstance(error, OSError) and error.errno != errno.ENOMEM:  # ENOMEM: MemoryError's line
+            raise LogregError(f"cannot start an image-decoding process ({error.strerror}); "
+                              "try --jobs 1") from None
+        raise
+    if pid == 0:  # the worker: it never returns from here
+        status = 1
+        try:
+            os.close(read_end)
+            _end_with_parent(parent)
+            _release_standard_streams()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with os.fdopen(write_end, "w", encoding="utf-8") as reports:
+                for start in starts:
+                    failures = _load_chunk(rows, start, paths[start : start + chunk], size)
+                    reports.write(json.dumps(failures) + "\n")
+                    reports.flush()
+            status = 0
+        except MemoryError:
+            status = WORKER_OUT_OF_MEMORY
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    return _Worker(pid, os.fdopen(read_end, "r", encoding="utf-8"))
+
+
+def _next_report(worker):
+    """The failures of the worker's next chunk; raises when it died before sending them."""
+    line = worker.reports.readline()
+    if line.endswith("\n"):
+        return json.loads(line)
+    if worker.reap() == WORKER_OUT_OF_MEMORY:
+        raise MemoryError("an image-decoding process ran out of memory")
+    raise LogregError("an image-decoding process died (out of memory?); "
+                      "try again with --jobs 1 to find the file")
+
+
+def _report_chunk(start, length, failures, failed, on_error, on_image):
+    failures = {offset: ImageError(path, cause) for offset, path, cause in failures}
     for offset in range(length):
         if offset in failures:
             failed.append(start + offset)
