@@ -13,7 +13,9 @@ taken belong to dead writers and are removed, while a live concurrent writer's a
 import os
 import string
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import LogregError
@@ -60,6 +62,8 @@ def write_atomically(path, write):
             write(file)
             file.flush()
             os.fsync(file.fileno())
+            if _join_batch(file, temp_name, path):
+                return  # renamed with the other files of the batch, by commit()
             if fcntl is not None:
                 os.replace(temp_name, path)  # still locked: no other writer may take it as stale
         if fcntl is None:
@@ -71,6 +75,74 @@ def write_atomically(path, write):
         raise
     _fsync_folder(folder)
     remove_stale_temporaries(path)
+
+
+class _Batch:
+    """Files written by write_atomically inside written_together(), waiting for commit()."""
+
+    def __init__(self):
+        self.pending = []  # (descriptor keeping the temporary's lock, temporary, target)
+
+    def commit(self):
+        """Rename every temporary over its target, in the order they were written."""
+        pending, self.pending = self.pending, []
+        try:
+            for index, (fd, temp_name, path) in enumerate(pending):
+                if fcntl is None:
+                    os.close(fd)  # where files cannot be renamed while open
+                try:
+                    os.replace(temp_name, path)
+                except OSError as error:
+                    self.pending = pending[index:]  # removed by written_together
+                    raise _cannot_write(path, error) from None
+        finally:
+            for fd, _, _ in pending:
+                _close(fd)
+        for folder in {Path(path).parent for _, _, path in pending}:
+            _fsync_folder(folder)
+        for _, _, path in pending:
+            remove_stale_temporaries(path)
+
+    def discard(self):
+        for fd, temp_name, _ in self.pending:
+            _remove(temp_name)
+            _close(fd)
+        self.pending = []
+
+
+_batches = threading.local()
+
+
+@contextmanager
+def written_together():
+    """Write several files as one: inside the block, write_atomically leaves each new file
+    as its complete, fsynced and still locked temporary; the yielded batch's commit() then
+    renames them all over their targets. Leaving the block without commit() (an error, a
+    Ctrl-C) removes the temporaries: every target keeps its old content.
+    """
+    batch = _Batch()
+    _batches.current = batch
+    try:
+        yield batch
+    finally:
+        _batches.current = None
+        batch.discard()
+
+
+def _join_batch(file, temp_name, path):
+    """Hand a written temporary to the active batch (keeping its lock); False when none."""
+    batch = getattr(_batches, "current", None)
+    if batch is None:
+        return False
+    batch.pending.append((os.dup(file.fileno()), temp_name, path))
+    return True
+
+
+def _close(fd):
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def temp_prefix(path):

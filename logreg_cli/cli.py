@@ -331,7 +331,7 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         logreg train images/ --val-split 0.2 --early-stop 50 --plot curve.png
     """
     from . import core, training
-    from .atomic import check_folder
+    from .atomic import check_folder, written_together
     from .model import save_model
 
     for target in (model_path, history, plot):  # before the data is loaded, not after training
@@ -361,14 +361,18 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         announce(prepared, quiet)
         outcome = train_with_bar(prepared, config, quiet, stop)
         model = training.build_model(prepared, outcome, config, options, __version__)
-        if history is not None:
-            training.write_history(history, outcome.fit.history, prepared.validation is not None)
-        if plot is not None:
-            draw_learning_curve(plot, outcome.fit.history, str(data))
-        save_model(model, model_path)
+        with written_together() as outputs:  # a second Ctrl-C before commit: all old files
+            if history is not None:
+                training.write_history(history, outcome.fit.history,
+                                       prepared.validation is not None)
+            if plot is not None:
+                draw_learning_curve(plot, outcome.fit.history, str(data))
+            save_model(model, model_path)
+            with training.signals_held():
+                outputs.commit()
     for line in training.summary(prepared, outcome, model_path):
         say(line, quiet and not outcome.interrupted)
-    return training.EXIT_INTERRUPTED if outcome.interrupted else 0
+    return training.EXIT_INTERRUPTED if outcome.interrupted or stop else 0
 
 
 def announce(prepared, quiet):
