@@ -7,6 +7,7 @@ A train started with SIGINT ignored (nohup, `cmd &` in a script) keeps ignoring 
 The signal is sent as a terminal does, to a child whose SIGINT is reset to the default
 (a test runner or a shell's background job may have it ignored)."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import time
 import numpy as np
 import pytest
 
+import logreg_cli
 from logreg_cli.atomic import is_temporary_of
 from logreg_cli.model import load_model
 from test_faults import slow_save_env
@@ -55,6 +57,14 @@ def workspace(tmp_path):
 NOTICE = "SIGINT: stopping at the end of this epoch (press Ctrl-C again to abort without saving)"
 
 
+def is_python_start_up(traceback):
+    """True for a traceback of the interpreter's start-up (site, runpy) with no frame in
+    the logreg_cli package: Python's handling, before any line of logreg ran."""
+    package = os.path.dirname(logreg_cli.__file__) + os.sep
+    return package not in traceback and ("<frozen site>" in traceback
+                                         or "<frozen runpy>" in traceback)
+
+
 def check_outcome(folder, old, process, stdout, stderr, presses=1):
     """The run's outputs are all old or all new and complete; exit and stderr fit which.
 
@@ -71,8 +81,7 @@ def check_outcome(folder, old, process, stdout, stderr, presses=1):
     assert leftovers == []
     current = {name: (folder / name).read_bytes() for name in OUTPUTS}
     if "Traceback" in stderr:
-        assert "logreg_cli" not in stderr and ("<frozen site>" in stderr
-                                               or "<frozen runpy>" in stderr), stderr
+        assert is_python_start_up(stderr), stderr
         assert current == old
         return "startup"
     if current == old:
@@ -157,3 +166,35 @@ def test_a_train_started_with_ctrl_c_ignored_keeps_ignoring_it(tmp_path):
     meta = load_model(model_path).metadata
     assert meta["epochs_run"] == epochs and meta["interrupted"] is False
     assert np.isfinite(meta["final_cost"])
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.3])
+def test_ctrl_c_while_predict_starts_or_waits_for_stdin_is_exit_130_and_one_line(tmp_path,
+                                                                                 delay):
+    """The same kind through another command: its imports, parsing, model loading and its
+    wait for paths on a stdin that stays open."""
+    from tiny_models import train_model
+
+    write_class_folders(tmp_path / "data", ["blue", "red"], 2)
+    model = train_model(tmp_path / "data", tmp_path / "m.npz", epochs=1)
+    process = subprocess.Popen(logreg_command("predict", "-", "-m", model),
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=subprocess_env(),
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        stderr = process.stderr.read().decode()
+    finally:
+        process.kill()
+        process.wait()
+        process.stdin.close()
+        process.stdout.close()
+        process.stderr.close()
+    assert "Exception ignored" not in stderr, stderr
+    if "Traceback" in stderr:  # Python's own start-up, before logreg runs: see check_outcome
+        assert is_python_start_up(stderr), stderr
+        return
+    assert process.returncode in (130, -signal.SIGINT), stderr
+    assert [line for line in stderr.splitlines() if line] in ([], ["Interrupted."]), stderr

@@ -100,3 +100,18 @@ def test_a_thread_that_cannot_start_is_one_line(folders, monkeypatch):
     assert result.exit_code == 2, result.exception
     assert result.stderr == MEMORY_LINE.format(image)
     assert result.stdout == ""
+
+
+def test_running_out_of_memory_while_training_is_one_line(folders, monkeypatch):
+    from logreg_cli import core
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(core, "train", exhausted)
+    data = folders / "few"
+    model = folders / "never.npz"
+    result = CliRunner().invoke(cli, ["train", str(data), "-m", str(model), "--size", "8x8"])
+    assert result.exit_code == 2, result.exception
+    assert result.stderr == MEMORY_LINE.format(data)
+    assert not model.exists()
