@@ -84,23 +84,24 @@ class _Batch:
         self.pending = []  # (descriptor keeping the temporary's lock, temporary, target)
 
     def commit(self):
-        """Rename every temporary over its target, in the order they were written."""
-        pending, self.pending = self.pending, []
-        try:
-            for index, (fd, temp_name, path) in enumerate(pending):
-                if fcntl is None:
-                    os.close(fd)  # where files cannot be renamed while open
-                try:
-                    os.replace(temp_name, path)
-                except OSError as error:
-                    self.pending = pending[index:]  # removed by written_together
-                    raise _cannot_write(path, error) from None
-        finally:
-            for fd, _, _ in pending:
+        """Rename every temporary over its target, in the order they were written; on an
+        error the temporaries not yet renamed are left for written_together to remove."""
+        done = []
+        while self.pending:
+            fd, temp_name, path = self.pending[0]
+            if fcntl is None:  # where files cannot be renamed while open
+                self.pending[0] = (None, temp_name, path)
                 _close(fd)
-        for folder in {Path(path).parent for _, _, path in pending}:
+            try:
+                os.replace(temp_name, path)
+            except OSError as error:
+                raise _cannot_write(path, error) from None
+            self.pending.pop(0)
+            _close(fd)
+            done.append(path)
+        for folder in {Path(path).parent for path in done}:
             _fsync_folder(folder)
-        for _, _, path in pending:
+        for path in done:
             remove_stale_temporaries(path)
 
     def discard(self):
@@ -139,6 +140,8 @@ def _join_batch(file, temp_name, path):
 
 
 def _close(fd):
+    if fd is None:
+        return
     try:
         os.close(fd)
     except OSError:

@@ -25,8 +25,42 @@ SCHEDULE_NAMES = ("none", "inverse", "exponential", "sqrt", "linear")
 MAX_SIZE_PIXELS = 4096 * 4096
 
 
+class LogregCommand(click.Command):
+    """A subcommand for which running out of memory anywhere (loading, decoding workers,
+    training) is one line naming its input, exit 2: a MemoryError, or the ENOMEM of a
+    fork, a memory mapping or a thread that could not start."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MemoryError:
+            raise out_of_memory(ctx) from None
+        except OSError as error:
+            if error.errno != errno.ENOMEM:
+                raise
+            raise out_of_memory(ctx) from None
+        except RuntimeError as error:
+            if "can't start new thread" not in str(error):
+                raise
+            raise out_of_memory(ctx) from None
+
+
+def out_of_memory(ctx):
+    """The UserError for a command that ran out of memory, naming its main input."""
+    subject = ctx.command_path
+    for name in ("data", "inputs", "image", "model_path"):
+        value = ctx.params.get(name)
+        if value:
+            subject = value[0] if isinstance(value, tuple) else value
+            break
+    return UserError(f"{subject}: not enough memory (try a smaller --size, fewer images "
+                     "or --jobs 1)")
+
+
 class LogregGroup(click.Group):
     """A click group whose every error is one line on stderr, never a traceback."""
+
+    command_class = LogregCommand
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         silence_pillow()
@@ -61,38 +95,6 @@ class LogregGroup(click.Group):
             raise UserError(str(error)) from None
 
 
-class LogregCommand(click.Command):
-    """A subcommand for which running out of memory anywhere (loading, decoding workers,
-    training) is one line naming its input, exit 2: a MemoryError, or the ENOMEM of a
-    fork, a memory mapping or a thread that could not start."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except MemoryError:
-            raise out_of_memory(ctx) from None
-        except OSError as error:
-            if error.errno != errno.ENOMEM:
-                raise
-            raise out_of_memory(ctx) from None
-        except RuntimeError as error:
-            if "can't start new thread" not in str(error):
-                raise
-            raise out_of_memory(ctx) from None
-
-
-def out_of_memory(ctx):
-    subject = ctx.command_path
-    for name in ("data", "inputs", "image", "model_path"):
-        value = ctx.params.get(name)
-        if value:
-            subject = value[0] if isinstance(value, tuple) else value
-            break
-    return UserError(f"{subject}: not enough memory (try a smaller --size, fewer images "
-                     "or --jobs 1)")
-
-
-LogregGroup.command_class = LogregCommand
 
 
 # click 8.2+ raises this for a bare `logreg`; click 8.1 prints the help and exits 0 itself.
