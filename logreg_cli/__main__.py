@@ -25,9 +25,14 @@ def main():
 
 
 def _ignore_ctrl_c():
-    import signal
+    """Best effort: when memory has run out even this import may fail, and then the exit
+    goes on without it."""
+    try:
+        import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (MemoryError, SystemError, ImportError):
+        pass
 
 
 def _write_stderr(data):

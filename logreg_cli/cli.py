@@ -43,6 +43,15 @@ class LogregCommand(click.Command):
             if "can't start new thread" not in str(error):
                 raise
             raise out_of_memory(ctx) from None
+        except ImportError as error:  # numpy or Pillow imported by the command itself
+            if not any(words in str(error).lower() for words in LOADER_OUT_OF_MEMORY):
+                raise
+            raise out_of_memory(ctx) from None
+
+
+# How the dynamic loader (glibc) says that a library could not be mapped for lack of
+# memory; Python raises it as an ImportError without an errno.
+LOADER_OUT_OF_MEMORY = ("failed to map segment from shared object", "cannot allocate memory")
 
 
 def out_of_memory(ctx):

@@ -115,3 +115,46 @@ def test_running_out_of_memory_while_training_is_one_line(folders, monkeypatch):
     assert result.exit_code == 2, result.exception
     assert result.stderr == MEMORY_LINE.format(data)
     assert not model.exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS as on Linux")
+@pytest.mark.parametrize("megabytes", [108, 116, 124, 160, 400])
+def test_any_memory_limit_ends_in_success_or_the_one_line(folders, megabytes):
+    """Wherever the limit bites (mapping Pillow's libraries, the workers' buffer, their
+    fork, decoding, saving), the outcome is the file written or the one line; never a
+    traceback, never a hang (here the old pool hung from 115 MB to 130 MB, and printed an
+    ImportError's traceback below). Under about 105 MB numpy's own import fails, in C
+    (OpenBLAS exits with its own message): no limit that low is swept."""
+    limit = megabytes << 20
+    out = folders / f"swept-{megabytes}.npz"
+    data = folders / "many"
+    completed = subprocess.run(
+        logreg_command("flatten", data, "-o", out, "--size", "64x64", "--jobs", "2", "-q"),
+        capture_output=True, env=subprocess_env(), timeout=60,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    if completed.returncode == 0:
+        assert completed.stderr == b"" and out.stat().st_size > 300 * 64 * 64 * 3
+    else:
+        assert completed.stderr.decode() == MEMORY_LINE.format(data)
+        assert completed.returncode == 2
+        assert not out.exists()
+
+
+def test_a_library_that_cannot_be_mapped_is_out_of_memory_other_import_errors_are_not(
+        folders, monkeypatch):
+    from logreg_cli import dataset
+
+    def unmappable(*args, **kwargs):
+        raise ImportError("libopenblas.so.0: failed to map segment from shared object")
+
+    monkeypatch.setattr(dataset, "load_data", unmappable)
+    data = folders / "few"
+    result = CliRunner().invoke(cli, ["evaluate", str(data), "-m", str(folders / "model.npz")])
+    assert result.exit_code == 2 and result.stderr == MEMORY_LINE.format(data)
+
+    def missing(*args, **kwargs):
+        raise ImportError("No module named 'numpy'")
+
+    monkeypatch.setattr(dataset, "load_data", missing)
+    result = CliRunner().invoke(cli, ["evaluate", str(data), "-m", str(folders / "model.npz")])
+    assert isinstance(result.exception, ImportError)  # a broken install is not "memory"
