@@ -7,21 +7,58 @@ interpreter's exit that is left takes milliseconds and has nothing to stop.
 """
 
 import os  # already imported by the interpreter's start-up; signal is not (it costs ~2 ms)
+import sys
 
 EXIT_INTERRUPTED = 130
 
 
 def main():
     try:
+        sys.unraisablehook = _ctrl_c_in_a_callback
         from .cli import main as run_command
 
         run_command(prog_name="logreg")
-    except KeyboardInterrupt:
-        _ignore_ctrl_c()
-        _write_stderr(b"\nInterrupted.\n")
-        raise SystemExit(EXIT_INTERRUPTED) from None
+    except SystemExit:
+        raise
+    except BaseException as error:
+        if not _caused_by_ctrl_c(error):
+            raise
+        _interrupted()
     finally:
         _ignore_ctrl_c()
+
+
+def _interrupted():
+    _ignore_ctrl_c()
+    _write_stderr(b"\nInterrupted.\n")
+    raise SystemExit(EXIT_INTERRUPTED) from None
+
+
+def _caused_by_ctrl_c(error):
+    """True for a KeyboardInterrupt, or an error raised because of one: Python 3.11 turns a
+    KeyboardInterrupt in a class's __set_name__ (as while importing `platform`) into a
+    RuntimeError caused by it."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _ctrl_c_in_a_callback(unraisable):
+    """sys.unraisablehook. Python swallows an exception raised in a weakref callback or a
+    __del__ method (it prints "Exception ignored in ..."), so a Ctrl-C that lands there
+    would be lost: interrupting imports, importlib's module-lock callbacks were seen to eat
+    it, and `predict -` then went on waiting for stdin. Deliver it again instead, to be
+    raised in the code that runs next."""
+    if _caused_by_ctrl_c(unraisable.exc_value):
+        import signal
+
+        signal.raise_signal(signal.SIGINT)
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def _ignore_ctrl_c():
@@ -43,4 +80,7 @@ def _write_stderr(data):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # pressed as main() was entered, before its own try
+        _interrupted()
