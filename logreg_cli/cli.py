@@ -5,6 +5,7 @@ to stderr. Exit codes: 0 success, 1 some inputs failed (named on stderr), 2 usag
 error, 130 interrupted.
 """
 
+import errno
 import gc
 import io
 import json
@@ -25,13 +26,57 @@ SCHEDULE_NAMES = ("none", "inverse", "exponential", "sqrt", "linear")
 MAX_SIZE_PIXELS = 4096 * 4096
 
 
+class LogregCommand(click.Command):
+    """A subcommand for which running out of memory anywhere (loading, decoding workers,
+    training) is one line naming its input, exit 2: a MemoryError, or the ENOMEM of a
+    fork, a memory mapping or a thread that could not start."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MemoryError:
+            raise out_of_memory(ctx) from None
+        except OSError as error:
+            if error.errno != errno.ENOMEM:
+                raise
+            raise out_of_memory(ctx) from None
+        except RuntimeError as error:
+            if "can't start new thread" not in str(error):
+                raise
+            raise out_of_memory(ctx) from None
+        except ImportError as error:  # numpy or Pillow imported by the command itself
+            if not any(words in str(error).lower() for words in LOADER_OUT_OF_MEMORY):
+                raise
+            raise out_of_memory(ctx) from None
+
+
+# How the dynamic loader (glibc) says that a library could not be mapped for lack of
+# memory; Python raises it as an ImportError without an errno.
+LOADER_OUT_OF_MEMORY = ("failed to map segment from shared object", "cannot allocate memory")
+
+
+def out_of_memory(ctx):
+    """The UserError for a command that ran out of memory, naming its main input."""
+    subject = ctx.command_path
+    for name in ("data", "inputs", "image", "model_path"):
+        value = ctx.params.get(name)
+        if value:
+            subject = value[0] if isinstance(value, tuple) else value
+            break
+    return UserError(f"{subject}: not enough memory (try a smaller --size, fewer images "
+                     "or --jobs 1)")
+
+
 class LogregGroup(click.Group):
     """A click group whose every error is one line on stderr, never a traceback."""
+
+    command_class = LogregCommand
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         silence_pillow()
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            sys.stdout.flush()  # a full stdout is reported here, not at the interpreter's exit
         except NO_ARGS_IS_HELP as error:  # plain `logreg`: the help, not an "Error: Usage..."
             click.echo(error.ctx.get_help(), err=True)
             sys.exit(error.exit_code)
@@ -41,6 +86,11 @@ class LogregGroup(click.Group):
                 hint = f" (see '{error.ctx.command_path} -h')"
             click.echo(f"Error: {error.format_message()}{hint}", err=True)
             sys.exit(error.exit_code)
+        except LogregError as error:  # stdout failed while printing --help or --version
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(error.exit_code)
+        except BrokenPipeError:
+            quiet_broken_pipe()
         except click.Abort:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
@@ -53,9 +103,8 @@ class LogregGroup(click.Group):
             return super().invoke(ctx)
         except LogregError as error:
             raise UserError(str(error)) from None
-        except MemoryError:
-            raise UserError("not enough memory for this data at this size "
-                            "(try a smaller --size or fewer images)") from None
+
+
 
 
 # click 8.2+ raises this for a bare `logreg`; click 8.1 prints the help and exits 0 itself.
@@ -253,6 +302,9 @@ def main(args=None, prog_name="logreg"):
     interpreter's last collection would otherwise walk the ~25,000 objects of numpy, click
     and Pillow once more before exiting, about 15 ms of every run (files are all closed
     by then; nothing is left for a collection to finish)."""
+    from .streams import guard_standard_streams
+
+    guard_standard_streams()
     try:
         cli.main(args=args, prog_name=prog_name)
     finally:
@@ -331,7 +383,7 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         logreg train images/ --val-split 0.2 --early-stop 50 --plot curve.png
     """
     from . import core, training
-    from .atomic import check_outputs
+    from .atomic import check_outputs, written_together
     from .model import save_model
 
     rates = None if compare_lr is None else training.parse_rates(compare_lr)
@@ -370,15 +422,19 @@ def train(data, model_path, size, lr, epochs, decay, decay_rate, decay_steps, ba
         announce(prepared, quiet)
         outcome = train_with_bar(prepared, config, quiet, stop)
         model = training.build_model(prepared, outcome, config, options, __version__)
-        if history is not None:
-            training.write_history(history, outcome.fit.history, prepared.validation is not None)
-        if plot is not None:
-            draw_learning_curve(plot, outcome.fit.history, str(data))
-        save_model(model, model_path)
+        with written_together() as outputs:  # a second Ctrl-C before commit: all old files
+            if history is not None:
+                training.write_history(history, outcome.fit.history,
+                                       prepared.validation is not None)
+            if plot is not None:
+                draw_learning_curve(plot, outcome.fit.history, str(data))
+            save_model(model, model_path)
+            with training.signals_held():
+                outputs.commit()
     warn_if_cost_rose(prepared, outcome, config)
     for line in training.summary(prepared, outcome, model_path):
         say(line, quiet and not outcome.interrupted)
-    return training.EXIT_INTERRUPTED if outcome.interrupted else 0
+    return training.EXIT_INTERRUPTED if outcome.interrupted or stop else 0
 
 
 def warn_if_cost_rose(prepared, outcome, config):
