@@ -22,7 +22,9 @@ import os
 import stat
 import string
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import LogregError
@@ -142,6 +144,8 @@ def write_atomically(path, write):
             write(file)
             file.flush()
             os.fsync(file.fileno())
+            if _join_batch(file, temp_name, path):
+                return  # renamed with the other files of the batch, by commit()
             if fcntl is not None:
                 os.replace(temp_name, path)  # still locked: no other writer may take it as stale
         if fcntl is None:
@@ -183,6 +187,77 @@ class _StreamOnly(io.RawIOBase):
     def flush(self):
         if not self._file.closed:  # also called when this wrapper is collected
             self._file.flush()
+
+
+class _Batch:
+    """Files written by write_atomically inside written_together(), waiting for commit()."""
+
+    def __init__(self):
+        self.pending = []  # (descriptor keeping the temporary's lock, temporary, target)
+
+    def commit(self):
+        """Rename every temporary over its target, in the order they were written; on an
+        error the temporaries not yet renamed are left for written_together to remove."""
+        done = []
+        while self.pending:
+            fd, temp_name, path = self.pending[0]
+            if fcntl is None:  # where files cannot be renamed while open
+                self.pending[0] = (None, temp_name, path)
+                _close(fd)
+            try:
+                os.replace(temp_name, path)
+            except OSError as error:
+                raise _cannot_write(path, error) from None
+            self.pending.pop(0)
+            _close(fd)
+            done.append(path)
+        for folder in {Path(path).parent for path in done}:
+            _fsync_folder(folder)
+        for path in done:
+            remove_stale_temporaries(path)
+
+    def discard(self):
+        for fd, temp_name, _ in self.pending:
+            _remove(temp_name)
+            _close(fd)
+        self.pending = []
+
+
+_batches = threading.local()
+
+
+@contextmanager
+def written_together():
+    """Write several files as one: inside the block, write_atomically leaves each new file
+    as its complete, fsynced and still locked temporary; the yielded batch's commit() then
+    renames them all over their targets. Leaving the block without commit() (an error, a
+    Ctrl-C) removes the temporaries: every target keeps its old content.
+    """
+    batch = _Batch()
+    _batches.current = batch
+    try:
+        yield batch
+    finally:
+        _batches.current = None
+        batch.discard()
+
+
+def _join_batch(file, temp_name, path):
+    """Hand a written temporary to the active batch (keeping its lock); False when none."""
+    batch = getattr(_batches, "current", None)
+    if batch is None:
+        return False
+    batch.pending.append((os.dup(file.fileno()), temp_name, path))
+    return True
+
+
+def _close(fd):
+    if fd is None:
+        return
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def temp_prefix(path):

@@ -6,6 +6,7 @@ to stderr. Exit codes: 0 success, 1 some inputs failed (named on stderr), 2 usag
 error, 130 interrupted.
 """
 
+import errno
 import gc
 import io
 import json
@@ -22,13 +23,57 @@ from .options import LARGEST_COUNT, OPTIONS, parse_size
 MODEL_HELP = "Model file (default model.npz, or $LOGREG_MODEL)."
 
 
+class LogregCommand(click.Command):
+    """A subcommand for which running out of memory anywhere (loading, decoding workers,
+    training) is one line naming its input, exit 2: a MemoryError, or the ENOMEM of a
+    fork, a memory mapping or a thread that could not start."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MemoryError:
+            raise out_of_memory(ctx) from None
+        except OSError as error:
+            if error.errno != errno.ENOMEM:
+                raise
+            raise out_of_memory(ctx) from None
+        except RuntimeError as error:
+            if "can't start new thread" not in str(error):
+                raise
+            raise out_of_memory(ctx) from None
+        except ImportError as error:  # numpy or Pillow imported by the command itself
+            if not any(words in str(error).lower() for words in LOADER_OUT_OF_MEMORY):
+                raise
+            raise out_of_memory(ctx) from None
+
+
+# How the dynamic loader (glibc) says that a library could not be mapped for lack of
+# memory; Python raises it as an ImportError without an errno.
+LOADER_OUT_OF_MEMORY = ("failed to map segment from shared object", "cannot allocate memory")
+
+
+def out_of_memory(ctx):
+    """The UserError for a command that ran out of memory, naming its main input."""
+    subject = ctx.command_path
+    for name in ("data", "inputs", "image", "model_path"):
+        value = ctx.params.get(name)
+        if value:
+            subject = value[0] if isinstance(value, tuple) else value
+            break
+    return UserError(f"{subject}: not enough memory (try a smaller --size, fewer images "
+                     "or --jobs 1)")
+
+
 class LogregGroup(click.Group):
     """A click group whose every error is one line on stderr, never a traceback."""
+
+    command_class = LogregCommand
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         silence_pillow()
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            sys.stdout.flush()  # a full stdout is reported here, not at the interpreter's exit
         except NO_ARGS_IS_HELP as error:  # plain `logreg`: the help, not an "Error: Usage..."
             click.echo(error.ctx.get_help(), err=True)
             sys.exit(error.exit_code)
@@ -38,6 +83,11 @@ class LogregGroup(click.Group):
                 hint = f" (see '{error.ctx.command_path} -h')"
             click.echo(f"Error: {error.format_message()}{hint}", err=True)
             sys.exit(error.exit_code)
+        except LogregError as error:  # stdout failed while printing --help or --version
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(UserError.exit_code)
+        except BrokenPipeError:
+            quiet_broken_pipe()
         except click.Abort:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
@@ -50,9 +100,8 @@ class LogregGroup(click.Group):
             return super().invoke(ctx)
         except LogregError as error:
             raise UserError(str(error)) from None
-        except MemoryError:
-            raise UserError("not enough memory for this data at this size "
-                            "(try a smaller --size or fewer images)") from None
+
+
 
 
 # click 8.2+ raises this for a bare `logreg`; click 8.1 prints the help and exits 0 itself.
@@ -296,6 +345,9 @@ def main(args=None, prog_name="logreg"):
     interpreter's last collection would otherwise walk the ~25,000 objects of numpy, click
     and Pillow once more before exiting, about 15 ms of every run (files are all closed
     by then; nothing is left for a collection to finish)."""
+    from .streams import guard_standard_streams
+
+    guard_standard_streams()
     try:
         cli.main(args=args, prog_name=prog_name)
     finally:
@@ -349,7 +401,7 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
         logreg train images/ --val-split 0.2 --early-stop 50 --plot curve.png
     """
     from . import api, training
-    from .atomic import check_outputs
+    from .atomic import check_outputs, written_together
 
     models = ([("--model", model_path)] if rates is None else
               [(f"--compare-lr {rate:g}", rate_model_path(model_path, rate))
@@ -371,13 +423,16 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
     with training.stop_on_signals() as stop:
         announce(prepared, quiet)
         model = train_with_bar(prepared, settings, quiet, stop)
-        if history is not None:
-            write_history(history, model.history)
-        if plot is not None:
-            draw_learning_curve(plot, model.history, str(data))
-        model.save(model_path)
+        with written_together() as outputs:  # a second Ctrl-C before commit: all old files
+            if history is not None:
+                write_history(history, model.history)
+            if plot is not None:
+                draw_learning_curve(plot, model.history, str(data))
+            model.save(model_path)
+            with training.signals_held():
+                outputs.commit()
     finish(model, settings, model_path, quiet)
-    return training.EXIT_INTERRUPTED if model.metadata["interrupted"] else 0
+    return training.EXIT_INTERRUPTED if model.metadata["interrupted"] or stop else 0
 
 
 def finish(model, settings, model_path, quiet):

@@ -29,6 +29,8 @@ Choices (documented in the README):
   deleted meanwhile is either "no such file" or read whole.
 """
 
+import errno
+import json
 import mmap
 import os
 import re
@@ -581,45 +583,68 @@ def chunk_length(paths, jobs, typical_bytes):
     return max(1, min(32, by_bytes, len(paths) // (jobs * 4) or 1))
 
 
-def _process_context():
-    """fork on Linux, else None (threads only).
+def _can_fork():
+    """True where decoding workers are forked (Linux), else False (threads only).
 
     fork starts workers in milliseconds with numpy and Pillow already imported, and never
     re-runs the user's main script (forkserver and spawn do both, which costs more than
-    it saves on a few thousand small images). The executor forks all workers before it starts
-    its own thread; elsewhere (macOS, Windows) fork is unsafe or missing, so threads are used.
+    it saves on a few thousand small images); elsewhere (macOS, Windows) fork is unsafe or
+    missing, so threads are used.
     """
-    if sys.platform.startswith("linux"):
-        import multiprocessing  # here: ~8 ms of start-up that small jobs never need
-
-        return multiprocessing.get_context("fork")
-    return None
+    return sys.platform.startswith("linux") and hasattr(os, "fork")
 
 
-# Set in each worker process by _init_worker: the shared output rows (m x n uint8).
-_worker_rows = None
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# A worker's exit status when it ran out of memory (the parent then raises MemoryError).
+WORKER_OUT_OF_MEMORY = 12
 
 
-def _init_worker(buffer, shape):
-    global _worker_rows
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    warnings.simplefilter("error", Image.DecompressionBombWarning)
-    _worker_rows = np.frombuffer(buffer, dtype=np.uint8, count=shape[0] * shape[1]).reshape(shape)
+def _end_with_parent(parent_pid):
+    """Have the kernel kill this worker when its parent ends, however it ends (SIGKILL
+    included), so that no worker is left decoding for nobody (Linux: prctl via ctypes).
+
+    The kernel sends the signal when the *thread* that forked the worker ends; workers are
+    forked by the thread that calls load_images, which outlives them. If the parent died
+    before the prctl took effect, this worker has been adopted: getppid() no longer names
+    the parent, so it ends.
+    """
+    import ctypes  # imported by the parent before forking: free here
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl: the parent's clean-up is all there is
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(0)
 
 
-def _load_chunk(start, paths, size):
+def _release_standard_streams():
+    """Point the worker's stdin, stdout and stderr at /dev/null.
+
+    A worker writes nothing (its reports travel through its own pipe), so holding the
+    parent's terminal or pipes open would only keep a reader (`logreg ... | wc -c`) from
+    seeing the end of the output after the parent has gone.
+    """
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _load_chunk(rows, start, paths, size):
     """Worker: decode paths into rows start, start+1, ... of the shared output.
 
-    Returns (offset in the chunk, path, cause) for each file that failed: plain data, as
+    Returns [offset in the chunk, path, cause] for each file that failed: plain data, as
     only that crosses the pipe; the pixels are already in place.
     """
     failures = []
     for offset, path in enumerate(paths):
         row, error = _try_load(path, size)
         if error is None:
-            _worker_rows[start + offset] = row
+            rows[start + offset] = row
         else:
-            failures.append((offset, error.path, error.cause))
+            failures.append([offset, error.path, error.cause])
     return failures
 
 
@@ -646,11 +671,9 @@ def load_images(paths, size, jobs=None, on_error=None, on_image=None,
     if jobs > 1:
         typical_bytes = typical_file_bytes(paths)
         if typical_bytes < THREADS_FROM_BYTES:
-            context = _process_context() if len(paths) >= min_for_processes else None
-            if context is not None:
+            if len(paths) >= min_for_processes and _can_fork():
                 chunk = chunk_length(paths, jobs, typical_bytes)
-                return _load_in_processes(paths, size, shape, jobs, chunk, context, on_error,
-                                          on_image)
+                return _load_in_processes(paths, size, shape, jobs, chunk, on_error, on_image)
             jobs = 1  # threads only slow small files down (measured); one is best here
     X = np.empty(shape, dtype=np.uint8)
     kept = []
@@ -683,37 +706,198 @@ def _check_fits_in_memory(shape, size):
                           f"{available / 1e9:.1f} GB of memory); use a smaller --size")
 
 
-def _load_in_processes(paths, size, shape, jobs, chunk, context, on_error, on_image):
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
+def _load_in_processes(paths, size, shape, jobs, chunk, on_error, on_image):
+    """Decode paths in up to `jobs` forked workers that write their rows straight into X (an
+    anonymous shared mapping) and report each chunk's failures through their own pipe.
+
+    Chunks are handed out as tokens on a pipe that every worker reads (_Tasks), so a free
+    worker takes the next one whoever is slow; this thread gathers the reports from the
+    workers' pipes and passes them on in path order. There is no helper thread (a
+    ProcessPoolExecutor has two, and when memory is short one fails to start and the pool
+    hangs): every failure, a fork or a mapping refused for lack of memory, a worker that
+    died, surfaces here. The workers end with this call, however it ends (done, --strict
+    stop, Ctrl-C), and with this process if it is killed (see _end_with_parent).
+    """
+    import ctypes  # noqa: F401  (once here rather than in every worker: see _end_with_parent)
 
     buffer = mmap.mmap(-1, max(1, shape[0] * shape[1]))  # anonymous, shared with forked workers
     X = np.frombuffer(buffer, dtype=np.uint8, count=shape[0] * shape[1]).reshape(shape)
+    starts = range(0, len(paths), chunk)
+    tasks = _Tasks(len(starts))
+    workers = []
     failed = []
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                               initargs=(buffer, shape))
     try:
-        pending = deque()
-        for start in range(0, len(paths), chunk):
-            part = paths[start : start + chunk]
-            pending.append((start, len(part), pool.submit(_load_chunk, start, part, size)))
-            if len(pending) >= 2 * jobs:
-                _report_chunk(*pending.popleft(), failed, on_error, on_image)
-        while pending:
-            _report_chunk(*pending.popleft(), failed, on_error, on_image)
-    except BrokenProcessPool:
-        raise LogregError("an image-decoding process died (out of memory?); "
-                          "try again with --jobs 1 to find the file") from None
+        for _ in range(min(jobs, len(starts))):
+            workers.append(_start_worker(X, paths, starts, chunk, size, tasks))
+        tasks.workers_started(ahead=2 * len(workers))
+        reports = _Reports(workers)
+        for index, start in enumerate(starts):
+            failures = reports.wait_for(index)
+            tasks.hand_out(1)
+            _report_chunk(start, len(paths[start : start + chunk]), failures, failed, on_error,
+                          on_image)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        tasks.close()
+        for worker in workers:
+            worker.stop()
     if not failed:
         return X, list(range(len(paths)))
     kept = np.setdiff1d(np.arange(len(paths)), failed)
     return X[kept], kept.tolist()  # a compact copy; X's rows stay in path order
 
 
-def _report_chunk(start, length, future, failed, on_error, on_image):
-    failures = {offset: ImageError(path, cause) for offset, path, cause in future.result()}
+class _Tasks:
+    """The chunk numbers, written as 4-byte tokens on a pipe that every worker reads.
+
+    Every write is whole tokens and every read asks for one, so each read takes exactly one
+    token (pipe reads and writes this small are atomic): each chunk goes to one worker,
+    whichever is free first. A few tokens are handed out ahead of the reports; when all
+    are out, the write end is closed and the workers read the end of the pipe and exit.
+    """
+
+    TOKEN = 4
+
+    def __init__(self, count):
+        self.count = count
+        self.handed_out = 0
+        self.read_end, self.write_end = os.pipe()
+
+    def workers_started(self, ahead):
+        """The parent's side, once every worker is forked: it only writes."""
+        os.close(self.read_end)
+        self.read_end = None
+        self.hand_out(ahead)
+
+    def hand_out(self, tokens):
+        end = min(self.count, self.handed_out + tokens)
+        if end > self.handed_out and self.write_end is not None:
+            try:
+                os.write(self.write_end, b"".join(
+                    index.to_bytes(self.TOKEN, "little") for index in range(self.handed_out, end)))
+            except BrokenPipeError:  # every worker has ended: _Reports says why
+                pass
+            self.handed_out = end
+        if self.handed_out == self.count:
+            self.close()
+
+    def take(self):
+        """A worker's side: the next chunk number, or None when there is no more."""
+        token = os.read(self.read_end, self.TOKEN)
+        return int.from_bytes(token, "little") if len(token) == self.TOKEN else None
+
+    def close(self):
+        for name in ("read_end", "write_end"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
+
+
+class _Worker:
+    """A forked decoding process and the read end of its report pipe."""
+
+    def __init__(self, pid, reports_fd):
+        self.pid = pid
+        self.reports_fd = reports_fd
+        self.pending = b""  # the start of a report line not yet complete
+        self.status = None  # the exit status, once reaped
+
+    def reap(self):
+        """Wait for the process to end; returns its exit status (negative: killed by a signal)."""
+        if self.status is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.status = os.waitstatus_to_exitcode(status)
+        return self.status
+
+    def stop(self):
+        """Kill the process if it still runs and reap it; close the pipe."""
+        if self.reports_fd is not None:
+            os.close(self.reports_fd)
+            self.reports_fd = None
+        if self.status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)  # its rows are not wanted any more
+            except ProcessLookupError:
+                pass
+            self.reap()
+
+
+class _Reports:
+    """Report lines `[chunk, failures]` read from all workers' pipes as they come."""
+
+    def __init__(self, workers):
+        import selectors
+
+        self.received = {}
+        self.selector = selectors.DefaultSelector()
+        for worker in workers:
+            self.selector.register(worker.reports_fd, selectors.EVENT_READ, worker)
+
+    def wait_for(self, index):
+        """The failures of chunk `index`; raises when a worker died before sending its own."""
+        while index not in self.received:
+            if not self.selector.get_map():
+                raise LogregError("an image-decoding process died; try again with --jobs 1")
+            for key, _ in self.selector.select():
+                self._read(key.data)
+        return self.received.pop(index)
+
+    def _read(self, worker):
+        data = os.read(worker.reports_fd, 1 << 16)
+        if data:
+            *lines, worker.pending = (worker.pending + data).split(b"\n")
+            for line in lines:
+                index, failures = json.loads(line)
+                self.received[index] = failures
+            return
+        self.selector.unregister(worker.reports_fd)
+        status = worker.reap()
+        if status == WORKER_OUT_OF_MEMORY:
+            raise MemoryError("an image-decoding process ran out of memory")
+        if status != 0:
+            raise LogregError("an image-decoding process died (out of memory?); "
+                              "try again with --jobs 1 to find the file")
+
+
+def _start_worker(rows, paths, starts, chunk, size, tasks):
+    """Fork a worker that decodes the chunks it takes from tasks and reports on a pipe."""
+    parent = os.getpid()
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except BaseException as error:
+        os.close(read_end)
+        os.close(write_end)
+        if isinstance(error, OSError) and error.errno != errno.ENOMEM:  # ENOMEM: see cli
+            raise LogregError(f"cannot start an image-decoding process ({error.strerror}); "
+                              "try --jobs 1") from None
+        raise
+    if pid == 0:  # the worker: it never returns from here
+        status = 1
+        try:
+            os.close(read_end)
+            os.close(tasks.write_end)  # else the workers would never see the end of the tasks
+            _end_with_parent(parent)
+            _release_standard_streams()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with os.fdopen(write_end, "wb") as reports:
+                while (index := tasks.take()) is not None:
+                    start = starts[index]
+                    failures = _load_chunk(rows, start, paths[start : start + chunk], size)
+                    reports.write(json.dumps([index, failures]).encode() + b"\n")
+                    reports.flush()
+            status = 0
+        except MemoryError:
+            status = WORKER_OUT_OF_MEMORY
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    return _Worker(pid, read_end)
+
+
+def _report_chunk(start, length, failures, failed, on_error, on_image):
+    failures = {offset: ImageError(path, cause) for offset, path, cause in failures}
     for offset in range(length):
         if offset in failures:
             failed.append(start + offset)

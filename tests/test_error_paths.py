@@ -368,8 +368,8 @@ def test_running_out_of_memory_is_one_line(workspace, monkeypatch):
                                       str(workspace["model"])])
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert result.stderr.startswith("Error: not enough memory")
-    assert result.stderr.count("\n") == 1
+    assert result.stderr == (f"Error: {workspace['data']}: not enough memory (try a smaller "
+                             "--size, fewer images or --jobs 1)\n")
 
 
 def test_bare_logreg_prints_the_help_not_an_error():
