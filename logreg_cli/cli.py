@@ -400,7 +400,7 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
         logreg train images/ --lr 0.005 --epochs 2000 --history h.csv -m cats.npz
         logreg train images/ --val-split 0.2 --early-stop 50 --plot curve.png
     """
-    from . import api, training
+    from . import api, interrupts
     from .atomic import check_outputs, written_together
 
     models = ([("--model", model_path)] if rates is None else
@@ -420,7 +420,7 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
     if rates is not None:
         return compare_rates(prepared, settings, rates, model_path, plot, quiet)
 
-    with training.stop_on_signals() as stop:
+    with interrupts.stop_on_signals() as stop:
         announce(prepared, quiet)
         model = train_with_bar(prepared, settings, quiet, stop)
         with written_together() as outputs:  # a second Ctrl-C before commit: all old files
@@ -429,10 +429,10 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
             if plot is not None:
                 draw_learning_curve(plot, model.history, str(data))
             model.save(model_path)
-            with training.signals_held():
+            with interrupts.signals_held():
                 outputs.commit()
     finish(model, settings, model_path, quiet)
-    return training.EXIT_INTERRUPTED if model.metadata["interrupted"] or stop else 0
+    return interrupts.EXIT_INTERRUPTED if model.metadata["interrupted"] or stop else 0
 
 
 def finish(model, settings, model_path, quiet):
@@ -499,12 +499,12 @@ def draw_learning_curve(path, history, title):
 
 def compare_rates(prepared, settings, rates, model_path, plot, quiet):
     """--compare-lr: one model per learning rate, all cost curves in one PNG."""
-    from . import training
+    from . import interrupts
     from .plots import learning_curve_png
 
     plot = plot or Path("compare-lr.png")
     series = []
-    with training.stop_on_signals() as stop:
+    with interrupts.stop_on_signals() as stop:
         announce(prepared, quiet)
         for rate in rates:
             rate_settings = dict(settings, lr=rate)
@@ -517,7 +517,7 @@ def compare_rates(prepared, settings, rates, model_path, plot, quiet):
                 break
         learning_curve_png(plot, series, title="cost for each learning rate")
     say(f"plot written to {plot}", quiet)
-    return training.EXIT_INTERRUPTED if stop else 0
+    return interrupts.EXIT_INTERRUPTED if stop else 0
 
 
 # ---------------------------------------------------------------- predict
