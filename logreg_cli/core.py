@@ -228,9 +228,6 @@ class TrainConfig:
         if self.method not in ("auto", "plain", "gram"):
             raise LogregError(f"unknown training method {self.method!r}")
 
-    def lr_at(self, epoch):
-        return learning_rate(self.decay, self.lr, epoch, self.epochs, self.decay_rate, self.decay_steps)
-
     def learning_rates(self, chunk=4096):
         """The learning rate of every epoch, as floats, computed for `chunk` epochs at a time
         (so --epochs 100000000 costs no memory before the first epoch)."""
