@@ -209,3 +209,15 @@ def test_training_arrays_refuses_what_it_cannot_use_in_one_line(make, options, m
     with pytest.raises(logreg_cli.LogregError, match=message) as caught:
         logreg_cli.train(make(X, y), size=(8, 8), epochs=2, **options)
     assert "\n" not in str(caught.value)
+
+
+def test_evaluate_takes_arrays_and_feature_files_alike(folders, tmp_path):
+    model = logreg_cli.train(folders / "two", size="8x8", epochs=20, lr=0.05)
+    logreg_cli.flatten(folders / "test", tmp_path / "test.npz", size="8x8")
+    arrays = arrays_of(tmp_path / "test.npz")
+    from_file = logreg_cli.evaluate(model, tmp_path / "test.npz")
+    from_arrays = logreg_cli.evaluate(model, (arrays["X"], arrays["y"],
+                                              arrays["classes"].tolist()))
+    assert from_arrays == from_file == logreg_cli.evaluate(model, folders / "test")
+    with pytest.raises(logreg_cli.DataError, match="'blue' is not one of the model's classes"):
+        logreg_cli.evaluate(model, (arrays["X"], arrays["y"], ["blue", "red"]))
