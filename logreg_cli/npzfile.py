@@ -15,6 +15,7 @@ array, so callers check every claim (names, shapes, sizes) before anything large
 import math
 import os
 import tokenize
+import warnings
 import zipfile
 import zlib
 from collections import Counter
@@ -249,7 +250,11 @@ def read_npy_header(member, version, name):
     if version not in readers:
         raise ModelFileError(f"{name} is a .npy of version {version[0]}.{version[1]}")
     try:
-        return readers[version](member)
-    except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as error:
+        with warnings.catch_warnings():  # an escape such as '\\ ' in a hostile header warns
+            warnings.simplefilter("error", SyntaxWarning)  # (SyntaxWarning from Python 3.12)
+            warnings.simplefilter("error", DeprecationWarning)
+            return readers[version](member)
+    except (ValueError, SyntaxError, TypeError, tokenize.TokenError, SyntaxWarning,
+            DeprecationWarning) as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ModelFileError(f"{name} has a damaged array header: {first_line}") from None

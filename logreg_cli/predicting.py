@@ -106,28 +106,49 @@ def stdin_inputs(stream, nul_separated=False):
     yield from split_records(head.removeprefix(UTF8_BOM), read_some, nul_separated)
 
 
+# A longer record cannot be a path (Linux's PATH_MAX): it is reported by its first bytes and
+# dropped up to its separator, so that an endless input (< /dev/zero) takes bounded memory.
+MAX_RECORD_BYTES = 4096
+
+
 def split_records(head, read_some, nul_separated):
     """Paths separated by NUL or newline, from head then read_some(), each as it completes.
 
     Bytes become str with os.fsdecode, so any file name round-trips; lines lose a trailing
     CR; empty records are skipped, and so are NUL-separated records made only of line ends
-    (the newline an editor adds after the last NUL).
+    (the newline an editor adds after the last NUL). A record longer than MAX_RECORD_BYTES
+    is yielded as a failed Decoded (named by its first bytes) as soon as it is that long,
+    and the rest of it is skipped unread into memory.
     """
     separator = b"\0" if nul_separated else b"\n"
-    pending = head
+    pending, skipping = head, False
     while True:
         *complete, pending = pending.split(separator)
         for record in complete:
-            path = _clean(record, nul_separated)
+            path = "" if skipping else _clean(record, nul_separated)
+            skipping = False
             if path:
                 yield path
+        if skipping:
+            pending = b""
+        elif len(pending) > MAX_RECORD_BYTES:
+            yield _too_long(pending)
+            pending, skipping = b"", True
         more = read_some()
         if not more:
             break
         pending += more
-    path = _clean(pending, nul_separated)
+    path = "" if skipping else _clean(pending, nul_separated)
     if path:
         yield path
+
+
+def _too_long(record):
+    from .names import shown
+
+    name = shown(os.fsdecode(record[:40])) + "..."
+    return Decoded(name, error=LogregError(
+        f"{name}: an input record longer than {MAX_RECORD_BYTES} bytes is not a path"))
 
 
 def _clean(record, nul_separated):
@@ -156,7 +177,7 @@ def expand_inputs(arguments, stdin_stream=None, nul_separated=False):
             yield from path_items(argument)
             continue
         for item in stdin_inputs(stdin_stream, nul_separated):
-            if isinstance(item, tuple):
+            if isinstance(item, (tuple, Decoded)):
                 yield item
             else:
                 yield from path_items(item)

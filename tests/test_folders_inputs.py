@@ -208,3 +208,41 @@ def test_a_permission_error_on_lookup_fails_that_input_only(trained, monkeypatch
     assert items[0] == (str(paths[0]), str(paths[0]))
     assert isinstance(items[1], Decoded) and str(items[1].error) == f"{locked}: permission denied"
     assert items[2] == (str(paths[-1]), str(paths[-1]))
+
+
+# ---------------------------------------------------------------- endless records on stdin
+
+
+@pytest.mark.parametrize("separator", [b"\n", b"\0"], ids=["lines", "nul"])
+def test_a_record_longer_than_any_path_fails_alone_and_is_not_held_in_memory(separator):
+    """`predict - < /dev/zero` held the whole endless line in memory (and split it again at
+    each read). A record past PATH_MAX is reported from its first bytes, as soon as it is that
+    long, its rest is skipped, and the records after it are still read."""
+    from logreg_cli.predicting import MAX_RECORD_BYTES, Decoded, split_records
+
+    filler = b"\x01" if separator == b"\0" else b"\0"  # never the separator
+    chunks = [filler * 65536] * 128 + [separator + b"after.png" + separator]  # 8 MB, then a path
+    read = iter(chunks)
+    taken = []
+
+    def read_some():
+        chunk = next(read, b"")
+        taken.append(len(chunk))
+        return chunk
+
+    records = split_records(b"", read_some, nul_separated=separator == b"\0")
+    first = next(records)
+    assert isinstance(first, Decoded) and sum(taken) < 2 * 65536
+    assert str(first.error).endswith(f"an input record longer than {MAX_RECORD_BYTES} bytes "
+                                     "is not a path")
+    assert list(records) == ["after.png"]
+
+
+def test_an_endless_line_then_a_path_through_predict(trained):
+    root, model, paths = trained
+    listing = b"x" * 100_000 + b"\n" + os.fsencode(str(paths[0])) + b"\n"
+    result = run("predict", "-m", model, "-", input=listing)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: " + "x" * 40 + "...: an input record longer than 4096 bytes is not a path"]
+    assert predicted_paths(result) == [str(paths[0])]
