@@ -14,7 +14,7 @@ checked once, here.
 from pathlib import Path
 
 from . import __version__
-from .errors import DataError, LogregError, OptionError
+from .errors import DataError, OptionError
 from .options import DESCENT_OPTIONS, OPTIONS, TRAIN_OPTIONS, check, parse_size
 
 EVALUATE_EMPTY = "holds 0 images, nothing to evaluate"
@@ -231,6 +231,8 @@ def evaluate(model, data, *, misclassified=0, jobs=None, strict=False, on_warnin
     roc_auc is the Mann-Whitney U statistic over the scores z, ties counting one half
     (Hanley and McNeil, Radiology 143, 1982); log_loss is the training cost's formula.
     """
+    from .dataset import arrays_dataset
+
     model = _model(model)
     if isinstance(data, tuple):
         dataset = arrays_dataset(data, model.size, model.classes)
@@ -251,35 +253,6 @@ def evaluation(model, dataset, source, misclassified=0):
     check_features(model, dataset.X.shape[1], source=source)
     return report(dataset.y, model.scores(dataset.X), model.classes,
                   paths=[shown(path) for path in dataset.paths], misclassified=misclassified)
-
-
-def arrays_dataset(data, size, classes=None):
-    """(X, y, names) -> dataset.Dataset; y is re-indexed to classes when given (evaluate)."""
-    import numpy as np
-
-    from .dataset import Dataset
-    from .names import class_name
-
-    try:
-        X, y, names = data
-    except (TypeError, ValueError):
-        raise DataError("data arrays must be a tuple (X, y, classes)") from None
-    X, y = np.asarray(X), np.asarray(y)
-    names = [class_name(str(name)) for name in names]
-    if X.ndim != 2 or y.shape != (len(X),) or y.dtype.kind not in "iu":
-        raise DataError(f"data arrays: X must be m x n and y m integer labels, got X "
-                        f"{X.shape} and y {y.dtype} {y.shape}")
-    if len(y) and (y.min() < 0 or y.max() >= len(names)):
-        raise DataError(f"data arrays: y must index the {len(names)} classes")
-    y = y.astype(np.int64)
-    if classes is not None:
-        unknown = [name for name in names if name not in classes]
-        if unknown:
-            raise DataError(f"data arrays: class {unknown[0]!r} is not one of the model's "
-                            f"classes ({', '.join(classes)})")
-        y = np.array([classes.index(name) for name in names], dtype=np.int64)[y]
-        names = list(classes)
-    return Dataset(X, y, names, [str(i) for i in range(len(y))], tuple(size))
 
 
 # ---------------------------------------------------------------- images and features
@@ -395,5 +368,4 @@ def explain(model, image, class_name=None):
     return explain_row(model, row, name, class_name)
 
 
-__all__ = ["train", "evaluate", "load_model", "load_images", "flatten", "explain",
-           "LogregError"]
+__all__ = ["train", "evaluate", "load_model", "load_images", "flatten", "explain"]

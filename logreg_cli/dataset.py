@@ -56,6 +56,32 @@ class Dataset:
         return class_counts(self.y, self.classes)
 
 
+def arrays_dataset(data, size, classes=None):
+    """Arrays (X m x n, y m ints indexing names, names) given to the library -> Dataset
+    whose rows are named by their index; y is re-indexed to classes when given (evaluate).
+    X is kept as given (its dtype is checked by the caller). Raises DataError."""
+    try:
+        X, y, names = data
+    except (TypeError, ValueError):
+        raise DataError("data arrays must be a tuple (X, y, classes)") from None
+    X, y = np.asarray(X), np.asarray(y)
+    names = [class_name(str(name)) for name in names]
+    if X.ndim != 2 or y.shape != (len(X),) or y.dtype.kind not in "iu":
+        raise DataError(f"data arrays: X must be m x n and y m integer labels, got X "
+                        f"{X.shape} and y {y.dtype} {y.shape}")
+    if len(y) and (y.min() < 0 or y.max() >= len(names)):
+        raise DataError(f"data arrays: y must index the {len(names)} classes")
+    y = y.astype(np.int64)
+    if classes is not None:
+        unknown = [name for name in names if name not in classes]
+        if unknown:
+            raise DataError(f"data arrays: class {unknown[0]!r} is not one of the model's "
+                            f"classes ({', '.join(classes)})")
+        y = np.array([classes.index(name) for name in names], dtype=np.int64)[y]
+        names = list(classes)
+    return Dataset(X, y, names, [str(i) for i in range(len(y))], tuple(size))
+
+
 def class_counts(y, classes):
     """{class name: number of labels y (indices into classes) naming it}."""
     counts = np.bincount(y, minlength=len(classes))

@@ -261,21 +261,16 @@ def _source(data, settings, size, load_folder, on_left_out):
 
 def _arrays_source(data, settings, size):
     """(X, y, classes) arrays -> _Source; rows are named by their index for --val-split."""
-    from .api import arrays_dataset
+    from .dataset import arrays_dataset
 
     if settings["stream"]:
         raise LogregError("--stream needs a feature file, not arrays")
-    X = np.asarray(data[0]) if len(data) == 3 else None
-    if X is not None and X.dtype.kind == "f":
-        if not np.isfinite(X).all():
-            raise DataError("data arrays: X holds NaN or infinity")
-        dataset = arrays_dataset((np.zeros((len(X), 0), np.uint8), *data[1:]), size)
-        dataset.X = X
-    else:
-        dataset = arrays_dataset(data, size)
-        if dataset.X.dtype != np.uint8:
-            raise DataError(f"data arrays: X must be uint8 pixels or float features, got "
-                            f"{dataset.X.dtype}")
+    dataset = arrays_dataset(data, size)
+    if dataset.X.dtype != np.uint8 and dataset.X.dtype.kind != "f":
+        raise DataError(f"data arrays: X must be uint8 pixels or float features, got "
+                        f"{dataset.X.dtype}")
+    if dataset.X.dtype.kind == "f" and not np.isfinite(dataset.X).all():
+        raise DataError("data arrays: X holds NaN or infinity")
     n = size[0] * size[1] * 3
     if dataset.X.shape[1] != n:
         raise DataError(f"data arrays: X has {dataset.X.shape[1]} features but size "
