@@ -154,8 +154,11 @@ def _image_row(image, size):
         if image.shape[1::-1] == tuple(size):
             return image.reshape(-1)
         image = Image.fromarray(image, "RGB")
-    if not isinstance(image, Image.Image):
+    if isinstance(image, (str, os.PathLike)) or hasattr(image, "read"):
         return load_image(image, size)
+    if not isinstance(image, Image.Image):
+        raise LogregError(f"an image must be a path, a binary file, a PIL image or a uint8 "
+                          f"array, got {type(image).__name__}")
     name = getattr(image, "filename", "") or "<PIL image>"
     try:
         image = image.copy()  # loaded: no file left to check for a missing end marker

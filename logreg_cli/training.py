@@ -6,6 +6,7 @@ Options come checked from api.train_settings, by their options.py names.
 Shapes: X is m x n (one image per row), y holds m class indices, n = H * W * 3.
 """
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -238,6 +239,9 @@ def _source(data, settings, size, load_folder, on_left_out):
 
     if isinstance(data, tuple):
         return _arrays_source(data, settings, size)
+    if not isinstance(data, (str, os.PathLike)):
+        raise DataError(f"data must be a path or a tuple (X, y, classes), got "
+                        f"{type(data).__name__}")
     data = Path(data)
     if not path_exists(data):
         raise DataError(f"{data}: no such file or folder")

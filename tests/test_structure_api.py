@@ -221,3 +221,15 @@ def test_evaluate_takes_arrays_and_feature_files_alike(folders, tmp_path):
     assert from_arrays == from_file == logreg_cli.evaluate(model, folders / "test")
     with pytest.raises(logreg_cli.DataError, match="'blue' is not one of the model's classes"):
         logreg_cli.evaluate(model, (arrays["X"], arrays["y"], ["blue", "red"]))
+
+
+def test_inputs_of_the_wrong_type_are_one_line_errors(folders):
+    model = logreg_cli.train(folders / "two", size="8x8", epochs=2)
+    with pytest.raises(logreg_cli.DataError, match="data must be a path or a tuple"):
+        logreg_cli.train(["not", "a", "path"], size="8x8")
+    with pytest.raises(logreg_cli.LogregError, match="an image must be a path.*got int"):
+        model.predict([3])
+    with pytest.raises(logreg_cli.LogregError, match="H x W x 3 uint8, got float64"):
+        model.predict(np.zeros((8, 8, 3)))
+    with pytest.raises(logreg_cli.ImageError, match="no such file"):
+        model.predict(str(folders / "missing.png"))
