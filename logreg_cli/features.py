@@ -8,7 +8,6 @@ numpy only; no click, no printing.
 
 import os
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -188,17 +187,16 @@ class FileRows:
         self._file.close()
 
 
-@dataclass
 class FeatureFile:
-    """A feature file from `logreg flatten` whose X (m x n uint8) stays on disk as FileRows."""
+    """A feature file from `logreg flatten` whose X (m x n uint8) stays on disk as FileRows:
+    path, X, y (m ints), classes, paths, size (width, height), metadata (dict).
+    (A plain class: predict imports this module, and a dataclass costs it start-up time.)"""
 
-    path: Path
-    X: FileRows
-    y: np.ndarray
-    classes: list
-    paths: list
-    size: tuple  # (width, height)
-    metadata: dict
+    __slots__ = ("path", "X", "y", "classes", "paths", "size", "metadata")
+
+    def __init__(self, path, X, y, classes, paths, size, metadata):
+        self.path, self.X, self.y, self.classes = path, X, y, classes
+        self.paths, self.size, self.metadata = paths, size, metadata
 
 
 def open_feature_file(path):
