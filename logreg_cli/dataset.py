@@ -471,8 +471,10 @@ def load_data(path, size, classes=None, jobs=None, on_error=None, on_image=None,
                             f"images) but the model expects {expected} (trained at --size "
                             f"{size[0]}x{size[1]})")
         return data
-    training = classes is None
-    paths, labels, classes, strays = list_data(path, classes)
+    model_classes = classes
+    # The data's own classes first: a class folder or label none of whose images can be read
+    # is left out before it is compared with the model's (training left it out too).
+    paths, labels, classes, strays = list_data(path)
     for stray in strays:
         if on_error is not None:
             on_error(stray)
@@ -486,14 +488,25 @@ def load_data(path, size, classes=None, jobs=None, on_error=None, on_image=None,
     if not kept:
         raise DataError(f"{path}: none of the {len(paths)} image files could be read")
     y = labels[kept]
-    if training:
-        y, classes, unread = _leave_out_unread_classes(path, paths, labels, y, classes)
-        for error in unread:
-            if on_error is not None:
-                on_error(error)
-        left_out += unread
+    y, classes, unread = _leave_out_unread_classes(path, paths, labels, y, classes)
+    for error in unread:
+        if on_error is not None:
+            on_error(error)
+    left_out += unread
+    if model_classes is not None:
+        y, classes = _to_model_classes(path, y, classes, model_classes)
     return Dataset(X, y, classes, [str(paths[i]) for i in kept], tuple(size), skipped,
                    left_out)
+
+
+def _to_model_classes(source, y, found, model_classes):
+    """(y re-indexed to model_classes, model_classes); y indexes found, the data's classes
+    that have images. DataError when one of them is not a class of the model."""
+    what = "label" if is_labels_file(source) else "class folder"
+    classes = _check_classes(found, model_classes, source, what)
+    index = _class_index(classes)
+    remap = np.array([index[class_name(name)] for name in found], dtype=np.int64)
+    return remap[y], classes
 
 
 def _leave_out_unread_classes(source, paths, labels, y, classes):
