@@ -205,9 +205,30 @@ class Walk:
         except OSError:
             return False
         if key in self.folders:
+            if self.folders[key] != name:
+                self._list_again(folder, name)
             return False
         self.folders[key] = name
         return True
+
+    def _list_again(self, folder, name):
+        """folder was walked under another class and is reached again under class name (a
+        link out of DATA from two classes): every image file below it is reachable under
+        two classes, which first_listing records as a SharedFile. Each folder once."""
+        seen = set()
+        for top, dirs, files in os.walk(folder, followlinks=True):
+            try:
+                key = _file_key(os.stat(top))
+            except OSError:
+                key = None
+            if key in seen:
+                dirs[:] = []
+                continue
+            seen.add(key)
+            dirs[:] = [d for d in dirs if not is_hidden(d) and d not in IGNORED_FOLDERS]
+            for file_name in files:
+                if is_image_name(file_name):
+                    self.first_listing(Path(top) / file_name, name)
 
     def _follow(self, path, name):
         if is_hidden(path.name) or path.name in IGNORED_FOLDERS:
@@ -231,11 +252,9 @@ class Walk:
             key = _file_key(os.stat(target))
         except OSError:
             return None  # os.walk skips what it cannot list
-        if key in self.folders:
-            first = self.folders[key]
-            where = "in this class" if first == name else f"under class {first!r}"
-            return f"a link to a folder already read {where}"
-        return None
+        if self.folders.get(key) == name:
+            return "a link to a folder already read in this class"
+        return None  # under another class: its files are SharedFiles (see _enter)
 
     def first_listing(self, path, name):
         """True when path is a real file not listed before; records it (see Walk)."""

@@ -7,6 +7,9 @@ refuse it as a class the model does not know.
 """
 
 import json
+import os
+
+import numpy as np
 
 from click.testing import CliRunner
 
@@ -81,3 +84,57 @@ def test_a_class_the_model_lacks_with_a_readable_image_is_still_refused(tmp_path
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == (f"Error: {labels}: label 'green' is not one of "
                                               "the model's classes (blue, red)")
+
+
+# ---------------------------------------------------------------- case 5: one class, read once
+
+
+def folder_linked_from_two_classes(tmp_path, first_target, second_target):
+    """data/{blue,red}/ with two images each; outside/ (two images, and one in outside/sub/)
+    linked as data/blue/ext -> first_target and data/red/ext -> second_target."""
+    data = tmp_path / "data"
+    write_class_folders(data, ["blue", "red"], 2)
+    outside = tmp_path / "outside"
+    write_class_folders(outside, ["green"], 2, seed=7)
+    write_class_folders(outside / "green", ["blue"], 1, seed=8)  # outside/green/blue/000.png
+    (data / "blue" / "ext").symlink_to(tmp_path / first_target)
+    (data / "red" / "ext").symlink_to(tmp_path / second_target)
+    return data
+
+
+def test_a_folder_outside_data_linked_from_two_classes_is_under_neither(tmp_path):
+    data = folder_linked_from_two_classes(tmp_path, "outside/green", "outside/green")
+    out = tmp_path / "features.npz"
+    result = run("flatten", data, "-o", out, "--size", "8x8")
+    assert result.exit_code == 0, result.stderr
+    with np.load(out, allow_pickle=False) as arrays:
+        listed = sorted(os.path.relpath(path, data) for path in arrays["paths"].tolist())
+    assert listed == ["blue/000.png", "blue/001.png", "red/000.png", "red/001.png"]
+    assert (f"Warning: {data}/red/ext/000.png: the same file as {data}/blue/ext/000.png, which "
+            "is under class 'blue' and again under 'red'; left out of both"
+            ) in result.stderr.splitlines()
+    report = run("check", data, "--format", "json")
+    assert report.exit_code == 1
+    shared = json.loads(report.stdout)["shared_files"]
+    assert len(shared) == 3
+
+
+def test_a_subfolder_of_a_folder_read_under_another_class_is_under_neither(tmp_path):
+    # blue reaches outside/green/blue only; red reaches all of outside/green, that subfolder too
+    data = folder_linked_from_two_classes(tmp_path, "outside/green/blue", "outside/green")
+    out = tmp_path / "features.npz"
+    result = run("flatten", data, "-o", out, "--size", "8x8")
+    assert result.exit_code == 0, result.stderr
+    with np.load(out, allow_pickle=False) as arrays:
+        classes = arrays["classes"].tolist()
+        labels = {os.path.relpath(path, data): classes[y]
+                  for path, y in zip(arrays["paths"].tolist(), arrays["y"].tolist())}
+    assert labels == {"blue/000.png": "blue", "blue/001.png": "blue", "red/000.png": "red",
+                      "red/001.png": "red", "red/ext/000.png": "red", "red/ext/001.png": "red"}
+    model = train_model(data, tmp_path / "m.npz", epochs=3)
+    trained = run("train", data, "-m", tmp_path / "m2.npz", "--size", "8x8", "--epochs", "3")
+    assert trained.exit_code == 0
+    assert (f"Warning: {data}/red/ext/blue/000.png: the same file as {data}/blue/ext/000.png, "
+            "which is under class 'blue' and again under 'red'; left out of both"
+            ) in trained.stderr.splitlines()
+    assert model.exists()
