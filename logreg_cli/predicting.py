@@ -94,7 +94,7 @@ def stdin_inputs(stream, nul_separated=False):
     image, else each path (str), yielded as soon as its separator (newline or NUL) arrives."""
     read_some = chunk_reader(stream)
     head = b""
-    while sniff(head) == "maybe" or (len(head) < len(UTF8_BOM) and UTF8_BOM.startswith(head)):
+    while sniff(head) == "maybe" or _maybe_a_mark(head):
         more = read_some()
         if not more:
             break
@@ -107,6 +107,12 @@ def stdin_inputs(stream, nul_separated=False):
     if head.startswith(UTF16_BOMS):
         raise LogregError(f"{STDIN}: a list of paths must be UTF-8 text, not UTF-16")
     yield from split_records(head, read_some, nul_separated)
+
+
+def _maybe_a_mark(head):
+    """True while head could still grow into a UTF-8 or UTF-16 byte-order mark."""
+    return any(len(head) < len(mark) and mark.startswith(head)
+               for mark in (UTF8_BOM, *UTF16_BOMS))
 
 
 # A longer record cannot be a path (Linux's PATH_MAX): it is reported by its first bytes and

@@ -6,6 +6,7 @@ is UTF-16 and was read as paths full of NUL bytes, each line an error.
 """
 
 import subprocess
+import time
 
 import pytest
 from PIL import Image
@@ -53,3 +54,18 @@ def test_a_utf16_list_is_refused_by_name(model_and_images, encoding):
     assert done.returncode == 2
     assert done.stdout == b""
     assert done.stderr.decode() == "Error: -: a list of paths must be UTF-8 text, not UTF-16\n"
+
+
+def test_a_utf16_mark_arriving_one_byte_at_a_time_is_still_seen(model_and_images):
+    """A slow writer: the first byte of the big-endian mark alone, then the rest."""
+    model, (first, _) = model_and_images
+    with subprocess.Popen(logreg_command("predict", "-", "-m", model), stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=subprocess_env()) as process:
+        process.stdin.write(b"\xfe")
+        process.stdin.flush()
+        time.sleep(1.0)  # the command reads the lone byte before the rest arrives
+        stdout, stderr = process.communicate(f"\ufeff{first}\n".encode("utf-16-be")[1:],
+                                             timeout=120)
+    assert process.returncode == 2
+    assert stderr.decode() == "Error: -: a list of paths must be UTF-8 text, not UTF-16\n"
