@@ -20,7 +20,7 @@ import csv
 import io
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -481,7 +481,7 @@ def load_data(path, size, classes=None, jobs=None, on_error=None, on_image=None,
     """
     path = Path(path)
     if is_feature_file(path):
-        data = load_features(path, classes)
+        data = load_features(path)
         if not len(data.y):
             raise DataError(f"{path}: found 0 images in this feature file")
         if classes is not None and tuple(data.size) != tuple(size):
@@ -489,6 +489,13 @@ def load_data(path, size, classes=None, jobs=None, on_error=None, on_image=None,
             raise DataError(f"{path}: the data has {n} features ({data.size[0]}x{data.size[1]} "
                             f"images) but the model expects {expected} (trained at --size "
                             f"{size[0]}x{size[1]})")
+        if classes is not None:  # its classes without rows left out first, as train does
+            y, found, left_out = without_empty_classes(path, data.y, data.classes)
+            for error in left_out:
+                if on_error is not None:
+                    on_error(error)
+            y, classes = _to_model_classes(path, y, found, classes, "class")
+            data = replace(data, y=y, classes=classes, left_out=left_out)
         return data
     model_classes = classes
     # The data's own classes first: a class folder or label none of whose images can be read
@@ -513,15 +520,16 @@ def load_data(path, size, classes=None, jobs=None, on_error=None, on_image=None,
             on_error(error)
     left_out += unread
     if model_classes is not None:
-        y, classes = _to_model_classes(path, y, classes, model_classes)
+        what = "label" if is_labels_file(path) else "class folder"
+        y, classes = _to_model_classes(path, y, classes, model_classes, what)
     return Dataset(X, y, classes, [str(paths[i]) for i in kept], tuple(size), skipped,
                    left_out)
 
 
-def _to_model_classes(source, y, found, model_classes):
+def _to_model_classes(source, y, found, model_classes, what):
     """(y re-indexed to model_classes, model_classes); y indexes found, the data's classes
-    that have images. DataError when one of them is not a class of the model."""
-    what = "label" if is_labels_file(source) else "class folder"
+    that have images. DataError naming the `what` (class folder, label) when one of them is
+    not a class of the model."""
     classes = _check_classes(found, model_classes, source, what)
     index = _class_index(classes)
     remap = np.array([index[class_name(name)] for name in found], dtype=np.int64)

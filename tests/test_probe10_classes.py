@@ -138,3 +138,32 @@ def test_a_subfolder_of_a_folder_read_under_another_class_is_under_neither(tmp_p
             "which is under class 'blue' and again under 'red'; left out of both"
             ) in trained.stderr.splitlines()
     assert model.exists()
+
+
+def test_evaluate_a_feature_file_holding_a_class_without_rows(tmp_path):
+    """A feature file written before flatten left such classes out: train leaves the class
+    out with a warning, and so must evaluate with that model."""
+    from logreg_cli.dataset import Dataset, save_features
+
+    data = tmp_path / "data"
+    write_class_folders(data, ["blue", "red"], 3)
+    model = train_model(data, tmp_path / "m.npz", epochs=5)
+    X = np.random.default_rng(0).integers(0, 256, (4, 8 * 8 * 3), dtype=np.uint8)
+    old = tmp_path / "old.npz"
+    save_features(Dataset(X, np.array([1, 1, 2, 2]), ["bird", "blue", "red"],
+                          ["a.png", "b.png", "c.png", "d.png"], (8, 8)), old)
+    result = run("evaluate", old, "-m", model, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == f"Warning: {old}: holds no images; class 'bird' left out\n"
+    assert {name: row["support"] for name, row in
+            json.loads(result.stdout)["per_class"].items()} == {"blue": 2, "red": 2}
+    strict = run("evaluate", old, "-m", model, "--strict")
+    assert strict.exit_code == 2
+    assert strict.stderr == f"Error: {old}: holds no images; class 'bird' left out\n"
+    unknown = tmp_path / "unknown.npz"
+    save_features(Dataset(X, np.array([0, 1, 1, 2]), ["bird", "blue", "red"],
+                          ["a.png", "b.png", "c.png", "d.png"], (8, 8)), unknown)
+    result = run("evaluate", unknown, "-m", model)
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {unknown}: class 'bird' is not one of the model's "
+                             "classes (blue, red)\n")
