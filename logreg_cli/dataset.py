@@ -225,10 +225,17 @@ class Walk:
                 dirs[:] = []
                 continue
             seen.add(key)
-            dirs[:] = [d for d in dirs if not is_hidden(d) and d not in IGNORED_FOLDERS]
+            dirs[:] = [d for d in dirs if self._also_below(Path(top) / d, name)]
             for file_name in files:
                 if is_image_name(file_name):
                     self.first_listing(Path(top) / file_name, name)
+
+    def _also_below(self, path, name):
+        """Whether _list_again goes into the subfolder path: what the walk skipped (hidden
+        folders, links it does not follow) stays out of the second listing too."""
+        if is_hidden(path.name) or path.name in IGNORED_FOLDERS:
+            return False
+        return not (path.is_symlink() and self.link_problem(path, name))
 
     def _follow(self, path, name):
         if is_hidden(path.name) or path.name in IGNORED_FOLDERS:

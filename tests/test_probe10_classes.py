@@ -167,3 +167,20 @@ def test_evaluate_a_feature_file_holding_a_class_without_rows(tmp_path):
     assert result.exit_code == 2
     assert result.stderr == (f"Error: {unknown}: class 'bird' is not one of the model's "
                              "classes (blue, red)\n")
+
+
+def test_a_link_back_into_data_below_a_folder_read_twice_is_not_followed(tmp_path):
+    """outside/ is reached from blue and red; outside/back leads into green's folder (walked
+    after both): green keeps its images, only outside's own image is under two classes."""
+    data = tmp_path / "data"
+    write_class_folders(data, ["blue", "green", "red"], 2)
+    outside = tmp_path / "outside"
+    write_class_folders(outside, ["red"], 1, seed=9)  # outside/red/000.png
+    (outside / "back").symlink_to(data / "green")
+    (data / "blue" / "ext").symlink_to(outside)
+    (data / "red" / "ext").symlink_to(outside)
+    report = run("check", data, "--format", "json")
+    assert report.exit_code == 1
+    found = json.loads(report.stdout)
+    assert found["classes"] == {"blue": 2, "green": 2, "red": 2}
+    assert [entry["classes"] for entry in found["shared_files"]] == [["blue", "red"]]
