@@ -19,7 +19,7 @@ import csv
 import io
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -230,9 +230,37 @@ class Walk:
         except OSError:
             return False
         if key in self.folders:
+            if self.folders[key] != name:
+                self._list_again(folder, name)
             return False
         self.folders[key] = name
         return True
+
+    def _list_again(self, folder, name):
+        """folder was walked under another class and is reached again under class name (a
+        link out of DATA from two classes): every image file below it is reachable under
+        two classes, which first_listing records as a SharedFile. Each folder once."""
+        seen = set()
+        for top, dirs, files in os.walk(folder, followlinks=True):
+            try:
+                key = _file_key(os.stat(top))
+            except OSError:
+                key = None
+            if key in seen:
+                dirs[:] = []
+                continue
+            seen.add(key)
+            dirs[:] = [d for d in dirs if self._also_below(Path(top) / d, name)]
+            for file_name in files:
+                if is_image_name(file_name):
+                    self.first_listing(Path(top) / file_name, name)
+
+    def _also_below(self, path, name):
+        """Whether _list_again goes into the subfolder path: what the walk skipped (hidden
+        folders, links it does not follow) stays out of the second listing too."""
+        if is_hidden(path.name) or path.name in IGNORED_FOLDERS:
+            return False
+        return not (path.is_symlink() and self.link_problem(path, name))
 
     def _follow(self, path, name):
         if is_hidden(path.name) or path.name in IGNORED_FOLDERS:
@@ -256,11 +284,9 @@ class Walk:
             key = _file_key(os.stat(target))
         except OSError:
             return None  # os.walk skips what it cannot list
-        if key in self.folders:
-            first = self.folders[key]
-            where = "in this class" if first == name else f"under class {first!r}"
-            return f"a link to a folder already read {where}"
-        return None
+        if self.folders.get(key) == name:
+            return "a link to a folder already read in this class"
+        return None  # under another class: its files are SharedFiles (see _enter)
 
     def first_listing(self, path, name):
         """True when path is a real file not listed before; records it (see Walk)."""
@@ -487,7 +513,7 @@ def load_data(path, size, classes=None, jobs=None, on_error=None, on_image=None,
     """
     path = Path(path)
     if is_feature_file(path):
-        data = load_features(path, classes)
+        data = load_features(path)
         if not len(data.y):
             raise DataError(f"{path}: found 0 images in this feature file")
         if classes is not None and tuple(data.size) != tuple(size):
@@ -495,9 +521,18 @@ def load_data(path, size, classes=None, jobs=None, on_error=None, on_image=None,
             raise DataError(f"{path}: the data has {n} features ({data.size[0]}x{data.size[1]} "
                             f"images) but the model expects {expected} (trained at --size "
                             f"{size[0]}x{size[1]})")
+        if classes is not None:  # its classes without rows left out first, as train does
+            y, found, left_out = without_empty_classes(path, data.y, data.classes)
+            for error in left_out:
+                if on_error is not None:
+                    on_error(error)
+            y, classes = _to_model_classes(path, y, found, classes, "class")
+            data = replace(data, y=y, classes=classes, left_out=left_out)
         return data
-    training = classes is None
-    paths, labels, classes, strays = list_data(path, classes)
+    model_classes = classes
+    # The data's own classes first: a class folder or label none of whose images can be read
+    # is left out before it is compared with the model's (training left it out too).
+    paths, labels, classes, strays = list_data(path)
     for stray in strays:
         if on_error is not None:
             on_error(stray)
@@ -511,14 +546,26 @@ def load_data(path, size, classes=None, jobs=None, on_error=None, on_image=None,
     if not kept:
         raise DataError(f"{path}: none of the {len(paths)} image files could be read")
     y = labels[kept]
-    if training:
-        y, classes, unread = _leave_out_unread_classes(path, paths, labels, y, classes)
-        for error in unread:
-            if on_error is not None:
-                on_error(error)
-        left_out += unread
+    y, classes, unread = _leave_out_unread_classes(path, paths, labels, y, classes)
+    for error in unread:
+        if on_error is not None:
+            on_error(error)
+    left_out += unread
+    if model_classes is not None:
+        what = "label" if is_labels_file(path) else "class folder"
+        y, classes = _to_model_classes(path, y, classes, model_classes, what)
     return Dataset(X, y, classes, [str(paths[i]) for i in kept], tuple(size), skipped,
                    left_out)
+
+
+def _to_model_classes(source, y, found, model_classes, what):
+    """(y re-indexed to model_classes, model_classes); y indexes found, the data's classes
+    that have images. DataError naming the `what` (class folder, label) when one of them is
+    not a class of the model."""
+    classes = _check_classes(found, model_classes, source, what)
+    index = _class_index(classes)
+    remap = np.array([index[class_name(name)] for name in found], dtype=np.int64)
+    return remap[y], classes
 
 
 def _leave_out_unread_classes(source, paths, labels, y, classes):

@@ -63,7 +63,10 @@ CHUNK_BYTES = 256 * 1024
 # processes there (tests/bench/bench_load.py), without forking.
 THREADS_FROM_BYTES = 256 * 1024
 # What Pillow raises on damaged image data, once a file has opened.
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError)
+# struct.error and KeyError too: Pillow's parsers raise them on damaged headers and metadata
+# (Image.open turns them into SyntaxError, but metadata read later, such as EXIF, does not).
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, KeyError,
+                 struct.error)
 
 
 def is_image_name(path):
@@ -201,6 +204,13 @@ def orient(image):
     with Pillow >= 13) are already turned by loading and lose their tag then, so reading the
     tag ourselves would turn them twice. in_place spares a copy of unturned images.
     """
+    try:
+        image.getexif()
+    except DECODE_ERRORS:
+        # A damaged EXIF block holds no orientation we can read: the image is read as stored,
+        # in every format, as Pillow reads such a JPEG (it drops the error when it opens it)
+        # and as a viewer shows it.
+        return False
     before = image.size
     ImageOps.exif_transpose(image, in_place=True)
     return image.size != before

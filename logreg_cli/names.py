@@ -12,6 +12,10 @@ import unicodedata
 
 BOM = "\ufeff"
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# What shown() escapes: lone surrogates, and control characters but the tab (a newline or CR
+# in a file name would split a one-line message, an ESC would drive the terminal).
+NOT_SHOWN = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+CONTROL_ESCAPES = {"\n": "\\n", "\r": "\\r"}
 
 
 def class_name(text):
@@ -28,12 +32,18 @@ def is_text(name):
 
 def shown(text):
     """text with each undecodable byte escaped as \\xNN (any other lone surrogate as \\uNNNN),
-    so that any path can be printed on any UTF-8 stream."""
-    return LONE_SURROGATE.sub(_escape, text)
+    and each control character but the tab as \\n, \\r or \\xNN, so that any path can be
+    printed on any UTF-8 stream, within one line."""
+    return NOT_SHOWN.sub(_escape, text)
 
 
 def _escape(match):
-    code = ord(match.group())
+    character = match.group()
+    if character in CONTROL_ESCAPES:
+        return CONTROL_ESCAPES[character]
+    code = ord(character)
+    if code < 0x80:
+        return f"\\x{code:02x}"
     if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for the byte code - 0xDC00
         return f"\\x{code - 0xDC00:02x}"
     return f"\\u{code:04x}"

@@ -22,6 +22,7 @@ from .errors import LogregError
 
 STDIN = "-"
 UTF8_BOM = b"\xef\xbb\xbf"  # what Windows editors put before UTF-8 text
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # little and big endian: PowerShell 5's `>` writes these
 CHUNK_BYTES = 1 << 16
 # An image decoded far from the model's size or aspect gets a note under -v: when its aspect
 # ratio differs from the model's by more than this factor, or a side is under half the model's.
@@ -93,7 +94,7 @@ def stdin_inputs(stream, nul_separated=False):
     image, else each path (str), yielded as soon as its separator (newline or NUL) arrives."""
     read_some = chunk_reader(stream)
     head = b""
-    while sniff(head) == "maybe" or (len(head) < len(UTF8_BOM) and UTF8_BOM.startswith(head)):
+    while sniff(head) == "maybe" or _maybe_a_mark(head):
         more = read_some()
         if not more:
             break
@@ -103,7 +104,15 @@ def stdin_inputs(stream, nul_separated=False):
         image.name = STDIN
         yield STDIN, image
         return
-    yield from split_records(head.removeprefix(UTF8_BOM), read_some, nul_separated)
+    if head.startswith(UTF16_BOMS):
+        raise LogregError(f"{STDIN}: a list of paths must be UTF-8 text, not UTF-16")
+    yield from split_records(head, read_some, nul_separated)
+
+
+def _maybe_a_mark(head):
+    """True while head could still grow into a UTF-8 or UTF-16 byte-order mark."""
+    return any(len(head) < len(mark) and mark.startswith(head)
+               for mark in (UTF8_BOM, *UTF16_BOMS))
 
 
 # A longer record cannot be a path (Linux's PATH_MAX): it is reported by its first bytes and
@@ -152,6 +161,7 @@ def _too_long(record):
 
 
 def _clean(record, nul_separated):
+    record = record.removeprefix(UTF8_BOM)  # each list's, when lists were joined (cat a b)
     if not nul_separated:
         record = record.rstrip(b"\r")
         if not record.strip():
