@@ -176,7 +176,9 @@ def summary_lines(summary):
     for group, prefix in (("options", "option"), ("data", "data"), ("validation", "validation")):
         pairs += [(f"{prefix} {key}", value) for key, value in (summary[group] or {}).items()]
     width = max(len(label) for label, _ in pairs)
-    return [f"{label:<{width}}  {_text(value)}" for label, value in pairs]
+    # shown(): a path that was not UTF-8 (or any lone surrogate in a hostile file's
+    # metadata) must print as \xNN on a strict UTF-8 stdout, not raise UnicodeEncodeError
+    return [shown(f"{label:<{width}}  {_text(value)}") for label, value in pairs]
 
 
 def _text(value):

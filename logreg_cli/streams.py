@@ -19,6 +19,7 @@ import os
 import sys
 
 from .errors import LogregError
+from .names import SHOWN_ERRORS
 
 
 class StreamError(LogregError):
@@ -41,6 +42,9 @@ def guard_standard_streams():
     if 2 in closed:  # nobody will read it; writes go to /dev/null rather than fail
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
                                       errors="backslashreplace", write_through=True)
+    elif hasattr(sys.stderr, "reconfigure"):
+        # a name that was not UTF-8 shows its bytes as \xNN in every message, as README says
+        sys.stderr.reconfigure(errors=SHOWN_ERRORS)
     original = sys.stdout
     sys.stdout = io.TextIOWrapper(
         io.BufferedWriter(_CheckedOutput(1, closed=1 in closed)),
