@@ -771,8 +771,9 @@ def explain(image, model_path, output, class_name, output_format):
         output_column(model, class_name)  # an unknown class is reported before any decoding
     source = image
     if image == "-":
-        source = io.BytesIO(sys.stdin.buffer.read())
-        source.name = "-"
+        from .predicting import chunk_reader, read_image_bytes
+
+        source = read_image_bytes(b"", chunk_reader(sys.stdin.buffer))
     result = explain_image(model, load_image(source, model.size), image, class_name)
     if output_format == "json":
         click.echo(json.dumps(result.as_dict(), indent=2))
