@@ -10,6 +10,7 @@ import os  # already imported by the interpreter's start-up; signal is not (it c
 import sys
 
 EXIT_INTERRUPTED = 130
+_swallowed_ctrl_c = []  # not empty once a Ctrl-C was caught by _ctrl_c_in_a_callback
 
 
 def main():
@@ -18,7 +19,10 @@ def main():
         from .cli import main as run_command
 
         run_command(prog_name="logreg")
-    except SystemExit:
+    except SystemExit as ending:
+        _ignore_ctrl_c()
+        if _swallowed_ctrl_c and ending.code != EXIT_INTERRUPTED:
+            _interrupted()  # the command ended before the redelivered Ctrl-C arrived
         raise
     except BaseException as error:
         if not _caused_by_ctrl_c(error):
@@ -54,11 +58,38 @@ def _ctrl_c_in_a_callback(unraisable):
     it, and `predict -` then went on waiting for stdin. Deliver it again instead, to be
     raised in the code that runs next."""
     if _caused_by_ctrl_c(unraisable.exc_value):
-        import signal
-
-        signal.raise_signal(signal.SIGINT)
+        _swallowed_ctrl_c.append(True)
+        _deliver_ctrl_c_after_the_hook()
         return
     sys.__unraisablehook__(unraisable)
+
+
+def _deliver_ctrl_c_after_the_hook():
+    """Send SIGINT to the main thread from a helper thread, once the main thread has left
+    this hook. Not from the hook itself: signal.raise_signal runs the handler at once, and
+    its KeyboardInterrupt, raised inside the hook, was swallowed once more ("Exception
+    ignored in sys.unraisablehook") and the command went on to exit 0."""
+    import signal
+    import threading
+    import time
+
+    hook_code = _ctrl_c_in_a_callback.__code__
+    main_id = threading.main_thread().ident
+
+    def send():
+        for _ in range(5000):  # at most ~5 s; the hook returns within microseconds
+            frame = sys._current_frames().get(main_id)
+            while frame is not None and frame.f_code is not hook_code:
+                frame = frame.f_back
+            if frame is None:
+                break
+            time.sleep(0.001)
+        signal.pthread_kill(main_id, signal.SIGINT)  # also wakes a blocking read
+
+    try:
+        threading.Thread(target=send, name="deliver Ctrl-C", daemon=True).start()
+    except RuntimeError:  # the interpreter is shutting down: nothing is left to stop
+        pass
 
 
 def _ignore_ctrl_c():

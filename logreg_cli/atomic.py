@@ -44,9 +44,28 @@ UNLOCKED_STALE_SECONDS = 3600
 def check_folder(path):
     """Raise LogregError now, before any long work, when the folder path goes into does
     not exist (write_atomically would find out only at the end)."""
-    folder = output_target(path).parent  # a symlink's target is what gets written
-    if not folder.is_dir():
+    try:
+        folder = output_target(path).parent  # a symlink's target is what gets written
+        folder_exists = folder.is_dir()
+    except OSError as error:  # cannot be looked up: a name over 255 bytes
+        raise _cannot_write(path, error) from None
+    if not folder_exists:
         raise LogregError(f"{path}: cannot write there, folder {folder} does not exist")
+    if not is_special_file(output_target(path)) and not _temporary_name_fits(path):
+        raise LogregError(f"{path}: cannot write (File name too long for the temporary "
+                          "file beside it)")
+
+
+def _temporary_name_fits(path):
+    """False when the temporary beside path would have a name over the folder's NAME_MAX
+    (a target name of 242+ bytes): the save would fail only after all the work."""
+    target = output_target(path)
+    try:
+        name_max = os.pathconf(target.parent, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # not POSIX, or no such limit
+        return True
+    temp_name = temp_prefix(target) + "X" * TEMP_RANDOM_LENGTH + TEMP_SUFFIX
+    return len(os.fsencode(temp_name)) <= name_max
 
 
 def check_outputs(outputs, inputs=(), updates=()):
@@ -132,7 +151,10 @@ def write_atomically(path, write):
     /dev/full, a FIFO) is written to directly, since it cannot be replaced by a file.
     """
     shown = Path(path)
-    path = output_target(shown)
+    try:
+        path = output_target(shown)
+    except OSError as error:
+        raise _cannot_write(shown, error) from None
     if is_special_file(path):
         _write_directly(shown, path, write)
         return

@@ -738,8 +738,9 @@ def explain(image, model_path, output, class_name, output_format):
     model = load_model(model_path, history=False)
     source = image
     if image == "-":
-        source = io.BytesIO(sys.stdin.buffer.read())
-        source.name = "-"
+        from .predicting import chunk_reader, read_image_bytes
+
+        source = read_image_bytes(b"", chunk_reader(sys.stdin.buffer))
     result = api.explain(model, source, class_name)
     facts = result.as_dict()
     click.echo(as_json(facts) if output_format == "json" else explain_text(facts))

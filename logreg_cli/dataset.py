@@ -29,7 +29,7 @@ from .errors import DataError, ImageError, ModelFileError
 from .images import is_image_name, load_images
 from .model import check_class_names
 from .names import class_name, is_text, shown
-from .npzfile import ZIP_MAGIC, NpzFile
+from .npzfile import ZIP_MAGIC, NpzFile, open_regular_file
 
 FEATURE_KEYS = ("X", "y", "classes", "paths", "size", "metadata")
 FEATURE_FORMAT = "logreg-features"
@@ -396,7 +396,10 @@ def read_labels_file(path):
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open_regular_file(path, DataError, "a labels file") as file:
+            text = io.TextIOWrapper(file, encoding="utf-8-sig").read()  # as read_text
+    except DataError as error:
+        raise DataError(f"{path}: {error}") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: a labels file must be UTF-8 text") from None
     except OSError as error:

@@ -7,6 +7,7 @@ folder names in NFD, `Ü` as U+0055 U+0308), a byte-order mark, and whitespace o
 the name. Letter case is kept: 'Cat' and 'cat' are two classes.
 """
 
+import codecs
 import re
 import unicodedata
 
@@ -47,3 +48,20 @@ def _escape(match):
     if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for the byte code - 0xDC00
         return f"\\x{code - 0xDC00:02x}"
     return f"\\u{code:04x}"
+
+
+SHOWN_ERRORS = "logreg-shown"
+
+
+def _shown_error_handler(error):
+    """codecs error handler: what shown() does, for text a stream cannot encode (other
+    characters a non-UTF-8 stream lacks become \\uNNNN, as with 'backslashreplace')."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    unencodable = error.object[error.start:error.end]
+    return "".join(shown(char) if LONE_SURROGATE.match(char) else f"\\u{ord(char):04x}"
+                   if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
+                   for char in unencodable), error.end
+
+
+codecs.register_error(SHOWN_ERRORS, _shown_error_handler)

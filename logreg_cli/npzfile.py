@@ -14,6 +14,7 @@ array, so callers check every claim (names, shapes, sizes) before anything large
 
 import math
 import os
+import stat
 import tokenize
 import warnings
 import zipfile
@@ -69,6 +70,37 @@ def _reason(error):
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
+# What a path that is not a regular file is: an archive must be read with seeks, and a
+# labels file must end, so such a path is refused unread (a FIFO without a writer would make
+# open() wait forever, /dev/zero never ends).
+SPECIAL_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device (like /dev/zero)"),
+    (stat.S_ISBLK, "a block device (a disk)"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+)
+OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+              | getattr(os, "O_CLOEXEC", 0))
+
+
+def open_regular_file(path, error=ModelFileError, expected="an .npz file"):
+    """path opened for reading, without blocking, as a binary file object; raises
+    error("<what it is>, not <expected>") unless it is a regular file (OSError when it
+    cannot be opened)."""
+    descriptor = os.open(path, OPEN_FLAGS)
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((kind for is_kind, kind in SPECIAL_FILE_KINDS if is_kind(mode)),
+                        "not a regular file")
+            raise error(f"{kind}, not {expected}")
+        os.set_blocking(descriptor, True)
+        return open(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
 class NpzFile:
     """One open .npz archive. Use as a context manager; ModelFileError carries the cause
     only (the caller names the file).
@@ -82,7 +114,7 @@ class NpzFile:
         self.path = path
         self._file = None
         with reading():
-            self._file = open(path, "rb")
+            self._file = open_regular_file(path)
             try:
                 self._open_archive()
             except BaseException:

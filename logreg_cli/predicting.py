@@ -100,9 +100,10 @@ def stdin_inputs(stream, nul_separated=False):
             break
         head += more
     if head and sniff(head) == "image":
-        image = io.BytesIO(b"".join([head, *iter(read_some, b"")]))
-        image.name = STDIN
-        yield STDIN, image
+        try:
+            yield STDIN, read_image_bytes(head, read_some)
+        except LogregError as error:
+            yield Decoded(STDIN, error=error)
         return
     if head.startswith(UTF16_BOMS):
         raise LogregError(f"{STDIN}: a list of paths must be UTF-8 text, not UTF-16")
@@ -113,6 +114,27 @@ def _maybe_a_mark(head):
     """True while head could still grow into a UTF-8 or UTF-16 byte-order mark."""
     return any(len(head) < len(mark) and mark.startswith(head)
                for mark in (UTF8_BOM, *UTF16_BOMS))
+
+
+# Image bytes on stdin are held in memory to be decoded: past this size the stream is refused
+# and left unread, so that an endless one (a PNG signature, then /dev/zero) cannot exhaust it.
+MAX_STDIN_IMAGE_BYTES = 256 << 20
+
+
+def read_image_bytes(head, read_some):
+    """The image on stdin as a file object named "-": head (bytes already read), then
+    read_some() until it gives b''. Raises LogregError as soon as the bytes pass
+    MAX_STDIN_IMAGE_BYTES, without reading the rest."""
+    image = io.BytesIO()
+    image.write(head)
+    while more := read_some():
+        if image.tell() + len(more) > MAX_STDIN_IMAGE_BYTES:
+            raise LogregError(f"{STDIN}: more than {MAX_STDIN_IMAGE_BYTES >> 20} MB of image "
+                              "bytes on stdin (give the image as a file)")
+        image.write(more)
+    image.seek(0)
+    image.name = STDIN
+    return image
 
 
 # A longer record cannot be a path (Linux's PATH_MAX): it is reported by its first bytes and

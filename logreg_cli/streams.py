@@ -7,6 +7,7 @@
 - Any other failure to write stdout (a full disk, /dev/full, an I/O error) raises
   StreamError too: one line `Error: stdout: cannot write (cause)`, exit 2. Output after
   that is dropped, so the interpreter's flush at exit cannot fail a second time.
+- Nothing written to stderr can fail: what a full or broken stderr cannot take is dropped.
 - A broken pipe (`logreg ... | head -1`) stays a BrokenPipeError: by convention the command
   then ends quietly (exit 1), as click and `predict` already do.
 
@@ -19,6 +20,7 @@ import os
 import sys
 
 from .errors import LogregError
+from .names import SHOWN_ERRORS
 
 
 class StreamError(LogregError):
@@ -41,6 +43,10 @@ def guard_standard_streams():
     if 2 in closed:  # nobody will read it; writes go to /dev/null rather than fail
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
                                       errors="backslashreplace", write_through=True)
+    else:  # a name that was not UTF-8 shows its bytes as \xNN in every message (README)
+        sys.stderr = io.TextIOWrapper(
+            _ForgivingOutput(2), encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
+            errors=SHOWN_ERRORS, write_through=True)
     original = sys.stdout
     sys.stdout = io.TextIOWrapper(
         io.BufferedWriter(_CheckedOutput(1, closed=1 in closed)),
@@ -100,6 +106,34 @@ class _CheckedOutput(io.RawIOBase):
         except OSError as error:
             self._failed = True
             raise StreamError(f"stdout: cannot write ({error.strerror or error})") from None
+
+
+class _ForgivingOutput(io.RawIOBase):
+    """fd 2 as a raw stream that drops what it cannot write: a full or failing stderr
+    (`2>/dev/full`, a log on a full disk) must not stop the command or change its exit
+    code; its messages are lost, as nobody could read them."""
+
+    def __init__(self, fd):
+        super().__init__()
+        self._fd = fd
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self._fd
+
+    def isatty(self):
+        return os.isatty(self._fd)
+
+    def write(self, data):
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError:
+            pass
+        return len(data)
 
 
 class _ClosedInput(io.RawIOBase):

@@ -7,6 +7,8 @@ explain report and the check report. Plain values in, strings out: no click, no 
 import io
 import json
 
+from .names import shown
+
 
 def as_json(value):
     """The JSON view of a report: indented, in key order."""
@@ -190,7 +192,9 @@ def inspect_text(summary):
     for group, prefix in (("options", "option"), ("data", "data"), ("validation", "validation")):
         pairs += [(f"{prefix} {key}", value) for key, value in (summary[group] or {}).items()]
     width = max(len(label) for label, _ in pairs)
-    return "\n".join(f"{label:<{width}}  {_text(value)}" for label, value in pairs)
+    # shown(): a path that was not UTF-8 (or any lone surrogate in a hostile file's
+    # metadata) must print as \xNN on a strict UTF-8 stdout, not raise UnicodeEncodeError
+    return "\n".join(shown(f"{label:<{width}}  {_text(value)}") for label, value in pairs)
 
 
 def _text(value):
