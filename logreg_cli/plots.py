@@ -198,7 +198,7 @@ def learning_curve_png(path, series, title="", size=CURVE_SIZE, x_label="epoch",
 
 
 ZIGZAG_TURNS = 0.3  # share of consecutive steps that change direction
-MEDIAN_WINDOW = 25
+MEDIAN_WINDOW = 24  # even: a cost alternating between two values has its midpoint as median
 
 
 def zigzags(ys):
@@ -209,10 +209,11 @@ def zigzags(ys):
 
 
 def running_median(ys, window=MEDIAN_WINDOW):
-    """The median of each value's centred window (shorter at the ends), float64."""
-    half = window // 2
-    padded = np.pad(np.asarray(ys, dtype=np.float64), half, mode="edge")
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    """The median of the window around each value (the ends repeated), float64."""
+    before = window // 2
+    padded = np.pad(np.asarray(ys, dtype=np.float64), (before, window - 1 - before),
+                    mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window)
     return np.median(windows, axis=1)
 
 
