@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from logreg_cli.cli import cli
-from logreg_cli.model import load_model
+from logreg_cli.model import Model, load_model, save_model
 from tiny_models import write_class_folders
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -236,3 +236,23 @@ def test_report_renders_in_headless_chromium_with_every_image_loaded(binary, tmp
     assert inked[:, :500].any(axis=1).mean() > 0.3  # content down the page, not one line
     colours = np.unique(pixels.reshape(-1, 3)[::7], axis=0)
     assert len(colours) > 200  # the pictures drew (a text-only page has a few greys)
+
+
+def test_report_of_a_model_without_history_or_validation(binary, tmp_path):
+    """A model file with no per-epoch history (written by another program) still gets its
+    page, saying so; a model trained without validation keeps its last epoch."""
+    model_path, data = binary
+    model = load_model(model_path)
+    bare = Model(model.weights, model.bias, model.classes, model.size)
+    save_model(bare, tmp_path / "bare.npz")
+    output = tmp_path / "bare.html"
+    assert invoke("report", data, "-m", tmp_path / "bare.npz", "-o", output).exit_code == 0
+    text, page = parsed(output)
+    assert "The model file holds no per-epoch history." in text
+    assert page.cells[page.cells.index("kept epoch") + 1] == "none"
+    assert len(images_of(page)) == 2 + 1  # ROC, weights, the one mistake
+    plain = tmp_path / "plain.npz"
+    assert invoke("train", data, "-m", plain, "--size", "8x8", "--epochs", 7, "-q").exit_code == 0
+    assert invoke("report", data, "-m", plain, "-o", output, "--misclassified", 0).exit_code == 0
+    cells = parsed(output)[1].cells
+    assert cells[cells.index("kept epoch") + 1] == str(load_model(plain).history["epoch"][-1])
