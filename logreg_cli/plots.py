@@ -223,8 +223,9 @@ def _pale(colour):
 
 
 def learning_curve_image(series, title="", size=CURVE_SIZE, x_label="epoch", y_label="cost",
-                         marks=()):
-    """The Pillow image of learning_curve_png."""
+                         marks=(), legend_low=False):
+    """The Pillow image of learning_curve_png; legend_low puts the legend in the lower right
+    corner (for curves that rise to the upper right, as ROC curves do)."""
     width, height = size
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
@@ -264,7 +265,7 @@ def learning_curve_image(series, title="", size=CURVE_SIZE, x_label="epoch", y_l
     for x, text in marks:
         if x_low <= x <= x_high:
             _draw_mark(draw, font, box, to_pixel(x, y_low)[0], text)
-    _draw_legend(draw, font, box, legend)
+    _draw_legend(draw, font, box, legend, legend_low)
     _centred_text(draw, ((box[0] + box[2]) / 2, height - 22), x_label, font)
     if title:
         _centred_text(draw, (width / 2, 18), title, _font(15))
@@ -334,14 +335,16 @@ def _draw_mark(draw, font, box, px, text):
               font=font, anchor=anchor)
 
 
-def _draw_legend(draw, font, box, entries):
+def _draw_legend(draw, font, box, entries, low=False):
     if not entries:
         return
     line_height = 18
     text_width = max(draw.textlength(label, font=font) for label, _ in entries)
-    right, top = box[2] - 10, box[1] + 10
+    height = line_height * len(entries) + 8
+    right = box[2] - 10
+    top = box[3] - 10 - height if low else box[1] + 10
     left = right - text_width - 44
-    bottom = top + line_height * len(entries) + 8
+    bottom = top + height
     draw.rectangle((left, top, right, bottom), fill="white", outline=(150, 150, 150))
     for index, (label, colour) in enumerate(entries):
         y = top + 4 + line_height * index + line_height / 2

@@ -198,7 +198,7 @@ def _roc_section(is_positive, score, evaluation, classes):
          ("chance", [0.0, 1.0], [0.0, 1.0])],
         title=f"ROC curve: {positive} as positive", size=ROC_SIZE,
         x_label=f"false positive rate ({classes[0]} called {positive})",
-        y_label=f"true positive rate ({positive} found)")
+        y_label=f"true positive rate ({positive} found)", legend_low=True)
     best = evaluation.get("best_threshold") or {}
     note = ("" if not best else f"<p class=\"note\">Best F1 of {_e(positive)} on this data: "
             f"{best['f1']:.3f} at threshold {best['threshold']:.3f} "
