@@ -256,3 +256,22 @@ def test_report_of_a_model_without_history_or_validation(binary, tmp_path):
     assert invoke("report", data, "-m", plain, "-o", output, "--misclassified", 0).exit_code == 0
     cells = parsed(output)[1].cells
     assert cells[cells.index("kept epoch") + 1] == str(load_model(plain).history["epoch"][-1])
+
+
+def test_report_skips_an_unreadable_image_with_a_warning_and_strict_stops(binary, tmp_path):
+    model, data = binary
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    (copy / "red" / "broken.png").write_bytes(b"not a png")
+    output = tmp_path / "r.html"
+    result = invoke("report", copy, "-m", model, "-o", output)
+    assert result.exit_code == 0
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"Warning: {copy / 'red' / 'broken.png'}: ")
+    assert lines[1] == f"skipped 1 unreadable file(s) in {copy}"
+    assert lines[2].startswith(f"wrote {output} (") and len(lines) == 3
+    output.unlink()
+    strict = invoke("report", copy, "-m", model, "-o", output, "--strict")
+    assert strict.exit_code == 2 and not output.exists()
+    assert strict.stderr.startswith(f"Error: {copy / 'red' / 'broken.png'}: ")
+    assert len(strict.stderr.splitlines()) == 1
