@@ -427,7 +427,7 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
             if history is not None:
                 write_history(history, model.history)
             if plot is not None:
-                draw_learning_curve(plot, model.history, str(data))
+                draw_learning_curve(plot, model, str(data))
             model.save(model_path)
             with interrupts.signals_held():
                 outputs.commit()
@@ -488,13 +488,10 @@ def write_history(path, history):
     write_atomically(path, lambda file: file.write(text))
 
 
-def draw_learning_curve(path, history, title):
-    from .plots import learning_curve_png
+def draw_learning_curve(path, model, title):
+    from .plots import model_learning_curve, save_png
 
-    series = [("cost", history["epoch"], history["cost"])]
-    if "val_cost" in history:
-        series.append(("validation cost", history["epoch"], history["val_cost"]))
-    learning_curve_png(path, series, title=f"learning curve: {title}")
+    save_png(model_learning_curve(model, f"learning curve: {title}"), path)
 
 
 def compare_rates(prepared, settings, rates, model_path, plot, quiet):
@@ -748,10 +745,51 @@ def explain(image, model_path, output, class_name, output_format):
         from .plots import explanation_picture, save_png
 
         caption = [f"{result.explained_class}: z = {result.z:.4f}, b = {result.bias:.4f}, "
-                   f"P = {result.probability:.4f}"]
+                   f"P = {result.probability:.4f}",
+                   f"predicted: {result.predicted} "
+                   f"(P = {result.probabilities[result.predicted]:.4f})"]
         width, height = save_png(explanation_picture(result.pixels, result.contributions,
                                                      caption), output)
         say(f"wrote {output} ({width}x{height} px)")
+
+
+# ---------------------------------------------------------------- report
+
+
+@cli.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@model_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The HTML file to write (one self-contained page).")
+@click.option("--misclassified", type=count(0), default=12, show_default=True, metavar="N",
+              help="Show the N most confidently wrong images with their heat maps.")
+@jobs_option
+@strict_option
+@quiet_option
+def report(data, model_path, output, misclassified, jobs, strict, quiet):
+    """Write the model and its evaluation on labelled DATA as one HTML page.
+
+    The page holds the model's facts, its learning curve, accuracy, log-loss, per-class
+    precision, recall and F1, the confusion matrix, the ROC curve (binary models), the
+    weights as pictures and the most confidently wrong images with their explanations.
+    Every picture is inlined: the file can be mailed, read offline and printed.
+
+    \b
+    Example:
+        logreg report images/test -m cats.npz -o report.html
+    """
+    from .api import evaluation
+    from .atomic import check_outputs, write_atomically
+    from .model import load_model
+    from .report import build_report
+
+    check_outputs([("--output", output)], [("--model", model_path), ("DATA", data)])
+    model = load_model(model_path, history=True)
+    dataset = load_dataset(data, model.size, quiet, strict, jobs, classes=model.classes)
+    result = evaluation(model, dataset, data)
+    page = build_report(model, dataset, data, model_path, result, misclassified).encode()
+    write_atomically(output, lambda file: file.write(page))
+    say(f"wrote {output} ({len(page) // 1024} KB; accuracy {result['accuracy']:.1%})", quiet)
 
 
 # ---------------------------------------------------------------- flatten

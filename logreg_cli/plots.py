@@ -4,13 +4,16 @@ learning curves."""
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from .atomic import write_atomically
 
 # ---------------------------------------------------------------- weights and explanations
 
-TILE_MIN_SIDE = 128  # small models are enlarged (nearest neighbour) to at least this
+TILE_MIN_SIDE = 256  # small models are enlarged (nearest neighbour) to at least this
+MIN_PICTURE_WIDTH = 512  # wide enough to read at 100 % zoom
+TEXT_SIZE = 16  # px, Pillow's scalable default font
+BAR_SIZE = (320, 18)  # colour bar strip, px
 MARGIN = 8
 GAP = 8
 WHITE = np.array([255.0, 255.0, 255.0])
@@ -49,35 +52,67 @@ def _line_height(font):
     return bottom + 4
 
 
-def grid_picture(rows, captions, notes):
-    """Tiles (rows of equal-size PIL images) on white, a caption under each column, then
-    note lines; the width grows to fit the longest text."""
-    font = ImageFont.load_default()
+def grid_picture(rows, captions, notes, bars=()):
+    """Tiles (rows of equal-size PIL images) on white, a caption under each column, the
+    colour bars (PIL images, see colour_bar) one under another, then note lines; at least
+    MIN_PICTURE_WIDTH wide, wider to fit the longest text or bar."""
+    font = _font(TEXT_SIZE)
     line = _line_height(font)
     tile_width, tile_height = rows[0][0].size
     columns = len(rows[0])
     texts = list(captions) + list(notes)
     text_width = max(font.getlength(text) for text in texts) if texts else 0
     column_width = max(tile_width, math.ceil(max(font.getlength(c) for c in captions)))
+    bars_width = max((bar.width for bar in bars), default=0)
     width = max(2 * MARGIN + columns * column_width + (columns - 1) * GAP,
-                2 * MARGIN + math.ceil(text_width))
-    height = (2 * MARGIN + len(rows) * tile_height + (len(rows) - 1) * GAP + line
+                2 * MARGIN + math.ceil(text_width), 2 * MARGIN + bars_width, MIN_PICTURE_WIDTH)
+    tiles_height = len(rows) * tile_height + (len(rows) - 1) * GAP
+    bars_height = sum(bar.height + GAP for bar in bars)
+    height = (2 * MARGIN + tiles_height + line + GAP + bars_height
               + len(notes) * line + (GAP if notes else 0))
     picture = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(picture)
+    grid_left = (width - columns * column_width - (columns - 1) * GAP) // 2  # centred
     for row_index, row in enumerate(rows):
         top = MARGIN + row_index * (tile_height + GAP)
         for column, tile in enumerate(row):
-            left = MARGIN + column * (column_width + GAP) + (column_width - tile_width) // 2
+            left = grid_left + column * (column_width + GAP) + (column_width - tile_width) // 2
             picture.paste(tile, (left, top))
-    captions_top = MARGIN + len(rows) * tile_height + (len(rows) - 1) * GAP + 2
+    captions_top = MARGIN + tiles_height + 2
     for column, caption in enumerate(captions):
-        centre = MARGIN + column * (column_width + GAP) + column_width / 2
+        centre = grid_left + column * (column_width + GAP) + column_width / 2
         draw.text((centre - font.getlength(caption) / 2, captions_top), caption, fill=INK,
                   font=font)
+    top = captions_top + line + GAP
+    for bar in bars:
+        picture.paste(bar, (MARGIN, top))
+        top += bar.height + GAP
     for index, note in enumerate(notes):
-        draw.text((MARGIN, captions_top + line + GAP + index * line), note, fill=INK, font=font)
+        draw.text((MARGIN, top + index * line), note, fill=INK, font=font)
     return picture
+
+
+def colour_bar(colours_of, limit, title):
+    """A legend: title, a strip of colours_of(values) for values from -limit to +limit
+    (colours_of: float64 array -> uint8 RGB), ticks -limit, 0, +limit under it."""
+    font = _font(TEXT_SIZE - 2)
+    line = _line_height(font)
+    strip_width, strip_height = BAR_SIZE
+    values = np.linspace(-limit, limit, strip_width) if limit > 0 else np.zeros(strip_width)
+    strip = np.repeat(colours_of(values)[None, :, :], strip_height, axis=0)
+    left = math.ceil(font.getlength(f"{-limit:+.3g}") / 2) + 2  # room for the end ticks
+    width = max(2 * left + strip_width, math.ceil(font.getlength(title)) + 4)
+    bar = Image.new("RGB", (width, line + strip_height + 6 + line), "white")
+    draw = ImageDraw.Draw(bar)
+    draw.text((0, 0), title, fill=INK, font=font)
+    bar.paste(Image.fromarray(np.ascontiguousarray(strip), "RGB"), (left, line))
+    draw.rectangle((left - 1, line - 1, left + strip_width, line + strip_height), outline=INK)
+    for fraction, value in ((0.0, -limit), (0.5, 0.0), (1.0, limit)):
+        x = left + fraction * (strip_width - 1)
+        draw.line((x, line + strip_height, x, line + strip_height + 4), fill=INK)
+        draw.text((x, line + strip_height + 5), f"{value:+.3g}" if value else "0", fill=INK,
+                  font=font, anchor="ma")
+    return bar
 
 
 def weights_picture(weights, names, size):
@@ -95,9 +130,12 @@ def weights_picture(weights, names, size):
     factor = enlargement(size)
     rows = [[_tile(signed_rgb(t, rgb_limit), factor) for t in tensors],
             [_tile(diverging_colours(s, sum_limit), factor) for s in sums]]
-    notes = ["top: weights as RGB (grey = 0),", f"  +-{rgb_limit:.3g} at full channel",
-             "bottom: sum over R, G, B,", f"  red > 0 > blue, +-{sum_limit:.3g} full"]
-    return grid_picture(rows, names, notes)
+    bars = [colour_bar(lambda v: np.repeat(signed_rgb(v, rgb_limit)[:, None], 3, axis=1),
+                       rgb_limit, "top row: each channel's weight (grey = 0)"),
+            colour_bar(lambda v: diverging_colours(v, sum_limit), sum_limit,
+                       "bottom row: weights summed over R, G, B")]
+    notes = ["brighter / red: the pixel raises the score of the class named above"]
+    return grid_picture(rows, names, notes, bars)
 
 
 def explanation_picture(pixels, contributions, caption_lines):
@@ -111,8 +149,10 @@ def explanation_picture(pixels, contributions, caption_lines):
     overlay = np.rint(0.35 * grey + 0.65 * heat).astype(np.uint8)
     panels = [[_tile(np.ascontiguousarray(pixels), factor), _tile(heat, factor),
                _tile(overlay, factor)]]
-    notes = list(caption_lines) + [f"red raises z, blue lowers it; full colour at +-{limit:.3g}"]
-    return grid_picture(panels, ["image (model size)", "contribution to z", "overlay"], notes)
+    bar = colour_bar(lambda v: diverging_colours(v, limit), limit,
+                     "contribution of each pixel to z (red raises z, blue lowers it)")
+    return grid_picture(panels, ["image (model size)", "contribution to z", "overlay"],
+                        list(caption_lines), [bar])
 
 
 def save_png(picture, path):
@@ -146,16 +186,46 @@ def nice_ticks(low, high, count=6):
     return ticks
 
 
-def learning_curve_png(path, series, title="", size=CURVE_SIZE, x_label="epoch", y_label="cost"):
+def learning_curve_png(path, series, title="", size=CURVE_SIZE, x_label="epoch", y_label="cost",
+                       marks=()):
     """Draw series [(label, xs, ys), ...] as lines on labelled axes with a legend; write a PNG.
 
-    Non-finite values are left out. The file is written atomically.
+    Non-finite values are left out. marks: (x, label) pairs drawn as dashed vertical lines
+    (the kept epoch). A series that zigzags (a too-high rate) is drawn thin and pale with
+    its running median over it, so that its trend stays readable. Written atomically.
     """
-    save_png(learning_curve_image(series, title, size, x_label, y_label), path)
+    save_png(learning_curve_image(series, title, size, x_label, y_label, marks), path)
 
 
-def learning_curve_image(series, title="", size=CURVE_SIZE, x_label="epoch", y_label="cost"):
-    """The Pillow image of learning_curve_png."""
+ZIGZAG_TURNS = 0.3  # share of consecutive steps that change direction
+MEDIAN_WINDOW = 24  # even: a cost alternating between two values has its midpoint as median
+
+
+def zigzags(ys):
+    """True when ys (1-D) changes direction on more than ZIGZAG_TURNS of its steps."""
+    steps = np.sign(np.diff(ys))
+    steps = steps[steps != 0]
+    return steps.size >= 10 and float(np.mean(steps[1:] != steps[:-1])) > ZIGZAG_TURNS
+
+
+def running_median(ys, window=MEDIAN_WINDOW):
+    """The median of the window around each value (the ends repeated), float64."""
+    before = window // 2
+    padded = np.pad(np.asarray(ys, dtype=np.float64), (before, window - 1 - before),
+                    mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window)
+    return np.median(windows, axis=1)
+
+
+def _pale(colour):
+    rgb = np.array(ImageColor.getrgb(colour), dtype=np.float64)
+    return tuple(int(v) for v in np.rint(rgb + 0.65 * (255 - rgb)))
+
+
+def learning_curve_image(series, title="", size=CURVE_SIZE, x_label="epoch", y_label="cost",
+                         marks=(), legend_low=False):
+    """The Pillow image of learning_curve_png; legend_low puts the legend in the lower right
+    corner (for curves that rise to the upper right, as ROC curves do)."""
     width, height = size
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
@@ -177,21 +247,52 @@ def learning_curve_image(series, title="", size=CURVE_SIZE, x_label="epoch", y_l
         return px, py
 
     _draw_axes(draw, font, box, to_pixel, (x_low, x_high), (y_low, y_high))
+    legend = []
     for index, (label, xs, ys) in enumerate(curves):
         colour = CURVE_COLOURS[index % len(CURVE_COLOURS)]
         points = [to_pixel(x, y) for x, y in zip(xs.tolist(), ys.tolist())]
         if len(points) == 1:
             x, y = points[0]
             draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colour)
+        elif points and zigzags(ys):
+            draw.line(points, fill=_pale(colour), width=1)
+            trend = [to_pixel(x, y) for x, y in zip(xs.tolist(), running_median(ys).tolist())]
+            draw.line(trend, fill=colour, width=3, joint="curve")
+            label = f"{label} (pale: each epoch; line: median of {MEDIAN_WINDOW})"
         elif points:
             draw.line(points, fill=colour, width=2, joint="curve")
-    _draw_legend(draw, font, box, [(label, CURVE_COLOURS[i % len(CURVE_COLOURS)])
-                                   for i, (label, _, _) in enumerate(curves)])
+        legend.append((label, colour))
+    for x, text in marks:
+        if x_low <= x <= x_high:
+            _draw_mark(draw, font, box, to_pixel(x, y_low)[0], text)
+    _draw_legend(draw, font, box, legend, legend_low)
     _centred_text(draw, ((box[0] + box[2]) / 2, height - 22), x_label, font)
     if title:
         _centred_text(draw, (width / 2, 18), title, _font(15))
     _vertical_label(image, y_label, font, (16, (box[1] + box[3]) / 2))
     return image
+
+
+def model_learning_curve(model, title):
+    """The learning curve image of a trained model's history (cost, and validation cost
+    when it had validation data) with the epoch of its saved weights marked."""
+    history = model.history
+    series = [("cost", history["epoch"], history["cost"])]
+    if "val_cost" in history:
+        series.append(("validation cost", history["epoch"], history["val_cost"]))
+    kept = kept_epoch(model)
+    marks = [] if kept is None else [(kept, f"kept: epoch {kept}")]
+    return learning_curve_image(series, title=title, marks=marks)
+
+
+def kept_epoch(model):
+    """The epoch whose weights the model holds: validation's kept epoch, else the last one
+    of the history (None without a history)."""
+    validation = model.metadata.get("validation")
+    if isinstance(validation, dict) and validation.get("kept_epoch") is not None:
+        return validation["kept_epoch"]
+    epochs = model.history.get("epoch") or []
+    return epochs[-1] if epochs else None
 
 
 def _finite(xs, ys):
@@ -224,14 +325,26 @@ def _draw_axes(draw, font, box, to_pixel, x_range, y_range):
     draw.rectangle(box, outline=ink)
 
 
-def _draw_legend(draw, font, box, entries):
+def _draw_mark(draw, font, box, px, text):
+    """A dashed vertical line at px inside box, text beside its top."""
+    mark_colour = (90, 90, 90)
+    for top in range(int(box[1]), int(box[3]), 10):
+        draw.line((px, top, px, min(top + 5, box[3])), fill=mark_colour, width=2)
+    anchor = "rd" if px > (box[0] + box[2]) / 2 else "ld"
+    draw.text((px - 6 if anchor == "rd" else px + 6, box[3] - 8), text, fill=mark_colour,
+              font=font, anchor=anchor)
+
+
+def _draw_legend(draw, font, box, entries, low=False):
     if not entries:
         return
     line_height = 18
     text_width = max(draw.textlength(label, font=font) for label, _ in entries)
-    right, top = box[2] - 10, box[1] + 10
+    height = line_height * len(entries) + 8
+    right = box[2] - 10
+    top = box[3] - 10 - height if low else box[1] + 10
     left = right - text_width - 44
-    bottom = top + line_height * len(entries) + 8
+    bottom = top + height
     draw.rectangle((left, top, right, bottom), fill="white", outline=(150, 150, 150))
     for index, (label, colour) in enumerate(entries):
         y = top + 4 + line_height * index + line_height / 2

@@ -99,16 +99,17 @@ def test_weights_png_has_one_tile_per_class_and_the_stated_size(fixture, tiles, 
     stated = result.stderr.strip()
     assert stated.startswith(f"wrote {png} ({picture.width}x{picture.height} px, {tiles} tile")
     assert picture.format == "PNG" and picture.mode == "RGB"
-    # Two rows of TILE_MIN_SIDE-pixel tiles (8x8 enlarged 16 times) fit in the height.
+    # Two rows of TILE_MIN_SIDE-pixel tiles (8x8 enlarged TILE_MIN_SIDE / 8 times) fit.
     assert picture.height > 2 * TILE_MIN_SIDE
-    assert picture.width >= tiles * TILE_MIN_SIDE
+    assert picture.width >= max(tiles * TILE_MIN_SIDE, 512)
+    step = TILE_MIN_SIDE // 8
     # The top-left tile is the first class's weights drawn with grey = 0.
     loaded = load_model(model)
     w = loaded.weights[:, 0].reshape(8, 8, 3)
     expected = signed_rgb(w.astype(np.float64), float(np.abs(loaded.weights).max()))
     tile = np.asarray(picture)[8:8 + TILE_MIN_SIDE, :, :]
     left = int(np.flatnonzero((tile != 255).any(axis=(0, 2)))[0])
-    drawn = tile[::16, left:left + TILE_MIN_SIDE:16]
+    drawn = tile[::step, left:left + TILE_MIN_SIDE:step]
     assert np.array_equal(drawn, expected)
 
 
@@ -170,9 +171,10 @@ def test_explain_heat_map_png_has_the_stated_size(binary, tmp_path):
         picture.load()
     assert result.stderr == f"wrote {png} ({picture.width}x{picture.height} px)\n"
     assert picture.width >= 3 * TILE_MIN_SIDE and picture.height > TILE_MIN_SIDE
-    # The first panel is the image as the model saw it, enlarged 16 times.
+    # The first panel is the image as the model saw it, enlarged TILE_MIN_SIDE / 8 times.
     seen = load_image(paths[0], (8, 8)).reshape(8, 8, 3)
-    panel = np.asarray(picture)[8:8 + TILE_MIN_SIDE:16, 8:8 + TILE_MIN_SIDE:16]
+    step = TILE_MIN_SIDE // 8
+    panel = np.asarray(picture)[8:8 + TILE_MIN_SIDE:step, 8:8 + TILE_MIN_SIDE:step]
     assert np.array_equal(panel, seen)
 
 

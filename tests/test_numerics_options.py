@@ -27,7 +27,7 @@ INTS = numeric_options(click.INT)
 # is looked at, so DATA and IMAGE need not exist.
 ARGUMENTS = {"train": ["no-data"], "predict": ["no-image.png"], "evaluate": ["no-data"],
              "check": ["no-data"], "flatten": ["no-data", "-o", "f.npz"],
-             "explain": ["no-image.png"], "inspect": []}
+             "explain": ["no-image.png"], "inspect": [], "report": ["no-data", "-o", "r.html"]}
 
 
 def refused(command, option, value):
