@@ -9,7 +9,6 @@ error, 130 interrupted.
 import errno
 import gc
 import io
-import json
 import math
 import sys
 from pathlib import Path
@@ -813,7 +812,7 @@ def check(data, other, output_format, max_imbalance, jobs, quiet):
         logreg check images/train --format json | jq .problems
     """
     from .check import audit, scan
-    from .views import check_text
+    from .views import as_json, check_text
 
     def scanned(source):
         with progress_bar(quiet, desc=f"checking {source}", unit="img") as bar:
@@ -822,7 +821,7 @@ def check(data, other, output_format, max_imbalance, jobs, quiet):
 
     report = audit(scanned(data), scanned(other) if other is not None else None, max_imbalance)
     if output_format == "json":
-        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        click.echo(as_json(report))
     else:
         click.echo(check_text(report))
     return 1 if report["problems"] else 0

@@ -9,8 +9,19 @@ import json
 
 
 def as_json(value):
-    """The JSON view of a report: indented, in key order."""
-    return json.dumps(value, indent=2)
+    """The JSON view of a report: indented, in key order, names as UTF-8 (see json_text)."""
+    return json_text(value, indent=2)
+
+
+def json_text(value, indent=None):
+    """value as JSON with non-ASCII characters as themselves (`Über`, not `\\u00dc`), but
+    each lone surrogate (an undecodable path byte, os.fsdecode's U+DCNN) as the escape
+    `\\udcNN`: no UTF-8 stream can carry it raw, and json.loads + os.fsencode give back the
+    bytes. A lone surrogate can only stand inside a JSON string, so escaping it there is exact."""
+    from .names import LONE_SURROGATE
+
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    return LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 # ---------------------------------------------------------------- train
@@ -121,15 +132,13 @@ class PredictionWriter:
         return buffer.getvalue()
 
     def _json_line(self, path, proba, decision):
-        import json
-
         record = {"path": str(path)} if self.with_path else {}
         record.update(label=decision.label, probability=decision.probability,
                       probabilities=dict(zip(self.classes, map(float, proba))))
         if self.top_k > 1:
             top = [(decision.label, decision.probability)] + decision.ranked
             record["top"] = [{"label": label, "probability": p} for label, p in top]
-        return json.dumps(record) + "\n"
+        return json_text(record) + "\n"
 
 
 # ---------------------------------------------------------------- evaluate
