@@ -129,12 +129,27 @@ def model_summary(model, model_path):
         "data": meta.get("data", {}),
         "method": meta.get("method"),
         "epochs_run": meta.get("epochs_run", recorded.get("epochs") or None),
+        "saved_epoch": _saved_epoch(meta),
         "final_cost": meta.get("final_cost", (history.get("cost") or [None])[-1]),
         "best_cost": recorded.get("best_cost"),
         "train_accuracy": meta.get("train_accuracy"),
+        "training_seconds": meta.get("seconds"),
+        "interrupted": meta.get("interrupted"),
+        "interrupted_by": meta.get("interrupted_by"),
         "validation": _validation(meta, recorded),
     }
     return summary
+
+
+def _saved_epoch(meta):
+    """The epoch whose weights the file holds: the kept epoch with validation, else the last
+    (files older than "saved_epoch" lack the key); None when unknown."""
+    if "saved_epoch" in meta:
+        return meta["saved_epoch"]
+    validation = meta.get("validation")
+    if isinstance(validation, dict) and validation.get("kept_epoch") is not None:
+        return validation["kept_epoch"]
+    return meta.get("epochs_run")
 
 
 def _validation(meta, recorded):

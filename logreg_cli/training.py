@@ -401,7 +401,9 @@ def build_model(data, outcome, settings, version):
                  "skipped": data.skipped, "class_weights": data.class_weights},
         "method": fit.method,
         "epochs_run": fit.epochs_run,
-        "final_cost": fit.final_cost,
+        # the figures of the weights saved: with validation those of the kept epoch
+        "saved_epoch": fit.epochs_run if fit.best_epoch is None else fit.best_epoch,
+        "final_cost": fit.final_cost if best is None else best.cost,
         "train_accuracy": outcome.train_accuracy,
         "validation": None if data.validation is None else {
             "source": data.val_source,

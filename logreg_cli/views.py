@@ -40,8 +40,10 @@ def train_summary(metadata, model_path):
     elif validation and validation.get("early_stopped"):
         lines.append(f"early stop: no better validation cost for "
                      f"{epochs_run - validation['kept_epoch']} epochs")
+    saved = metadata.get("saved_epoch")
+    of_saved = "" if saved is None else f" (epoch {saved}, the weights saved)"
     lines.append(f"trained {epochs_run} epochs in {metadata['seconds']:.2f} s "
-                 f"({metadata['method']}); final cost {cost}")
+                 f"({metadata['method']}); final cost {cost}{of_saved}")
     lines.append(f"train accuracy {_percent(metadata['train_accuracy'])} "
                  f"({metadata['data']['images']} images)")
     if validation:
@@ -189,26 +191,46 @@ def _binary_figures(result):
 
 
 def inspect_text(summary):
-    """The inspect report (explaining.model_summary) as aligned text."""
+    """The inspect report (explaining.model_summary) as aligned text, values as a person
+    reads them: percentages, `none`, seconds, and no JSON inside a line."""
     pairs = []
     for key in ("model", "format_version", "logreg_version", "created", "classes",
                 "positive_class", "size", "features", "scaling", "method", "epochs_run",
-                "final_cost", "best_cost", "train_accuracy"):
+                "saved_epoch", "final_cost", "best_cost", "train_accuracy"):
         if summary[key] is not None:
-            pairs.append((key, summary[key]))
+            pairs.append((key, _inspect_value(key, summary[key], summary)))
+    if summary.get("training_seconds") is not None:
+        pairs.append(("training_time", f"{summary['training_seconds']:.2f} s"))
+    if summary.get("interrupted") is not None:
+        by = summary.get("interrupted_by")
+        pairs.append(("interrupted", (f"yes, by {by}" if by else "yes")
+                      if summary["interrupted"] else "no"))
     for group, prefix in (("options", "option"), ("data", "data"), ("validation", "validation")):
-        pairs += [(f"{prefix} {key}", value) for key, value in (summary[group] or {}).items()]
+        pairs += [(f"{prefix} {key}", _inspect_value(key, value, summary))
+                  for key, value in (summary[group] or {}).items()]
     width = max(len(label) for label, _ in pairs)
-    return "\n".join(f"{label:<{width}}  {_text(value)}" for label, value in pairs)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in pairs)
+
+
+def _inspect_value(key, value, summary):
+    if key == "final_cost" and summary.get("saved_epoch") is not None:
+        return f"{value} (epoch {summary['saved_epoch']}, the weights saved)"
+    if "accuracy" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _percent(value)
+    return _text(value)
 
 
 def _text(value):
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, list):
-        return ", ".join(map(str, value))
+        return ", ".join(map(_text, value)) or "none"
     if isinstance(value, dict) and set(value) == {"value", "epoch"}:
         return f"{value['value']} (epoch {value['epoch']})"
     if isinstance(value, dict):
-        return json.dumps(value)
+        return ", ".join(f"{key} {_text(item)}" for key, item in value.items()) or "none"
     return str(value)
 
 
