@@ -27,6 +27,17 @@ class LogregCommand(click.Command):
     training) is one line naming its input, exit 2: a MemoryError, or the ENOMEM of a
     fork, a memory mapping or a thread that could not start."""
 
+    def parse_args(self, ctx, args):
+        given = list(args)  # click's parser consumes args
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError:
+            rates = separate_rates(given)
+            if len(rates) < 2:
+                raise
+            raise click.UsageError(f"--compare-lr takes one comma-separated list, not separate "
+                                   f"values: --compare-lr {','.join(rates)}", ctx) from None
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -188,6 +199,30 @@ class RateList(click.ParamType):
         if not rates or not all(math.isfinite(rate) and rate > 0 for rate in rates):
             raise UserError(f"--compare-lr needs positive learning rates, got {value!r}")
         return rates
+
+
+def separate_rates(args):
+    """The numbers after --compare-lr, as in --compare-lr 0.01 0.001 (a usage error: the list
+    is comma-separated), or [] when it is not there."""
+    for index, arg in enumerate(args):
+        if arg == "--compare-lr" or arg.startswith("--compare-lr="):
+            values = args[index + 1:] if arg == "--compare-lr" else \
+                [arg.split("=", 1)[1]] + args[index + 1:]
+            rates = []
+            for value in values:
+                if not _is_number(value):
+                    break
+                rates.append(value)
+            return rates
+    return []
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def rate_model_path(model_path, rate):
@@ -523,7 +558,7 @@ def compare_rates(prepared, settings, rates, model_path, plot, quiet):
 
 
 @cli.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @model_option
 @click.option("-0", "--null", "nul_separated", is_flag=True,
               help="Paths on stdin are NUL-separated (find -print0), not one per line.")
@@ -541,8 +576,9 @@ def compare_rates(prepared, settings, rates, model_path, plot, quiet):
 @click.option("-v", "--verbose", is_flag=True,
               help="Note on stderr images whose size or aspect is far from the model's.")
 @jobs_option
+@quiet_option
 def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, min_confidence,
-            no_path, all_probabilities, verbose, jobs):
+            no_path, all_probabilities, verbose, jobs, quiet):
     """Classify images: files, folders (walked), feature files, or - for stdin.
 
     On stdin, - reads one image's bytes (curl ... | logreg predict -) or else paths, one
@@ -561,6 +597,7 @@ def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, 
                              expand_inputs, size_note)
     from .views import PredictionWriter
 
+    check_predict_inputs(inputs)
     model = load_model(model_path, history=False)
     check_threshold(threshold, model.classes, top_k)
     writer = PredictionWriter(output_format, model.classes, top_k=top_k, with_path=not no_path,
@@ -578,7 +615,7 @@ def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, 
                 stdout.flush()
                 click.echo(f"Error: {decoded.error}", err=True)
                 continue
-            note = size_note(decoded.original_size, model.size) if verbose else None
+            note = size_note(decoded.original_size, model.size) if verbose and not quiet else None
             if note:
                 click.echo(f"Note: {decoded.name}: {note}", err=True)
             proba = model.predict_proba(decoded.row[None, :])[0]
@@ -588,6 +625,20 @@ def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, 
     except BrokenPipeError:
         quiet_broken_pipe()
     return 1 if failed else 0
+
+
+def check_predict_inputs(inputs):
+    """Usage errors that say what to type: no INPUTS (with paths piped in: give -), or a
+    model file given as an input (give it with -m)."""
+    from .model import is_model_file
+
+    if not inputs:
+        hint = "" if sys.stdin is None or sys.stdin.isatty() else \
+            "; to read the paths (or the image) piped in, give - as INPUTS"
+        raise click.UsageError(f"Missing argument 'INPUTS...'{hint}")
+    if is_model_file(inputs[0]):
+        raise UserError(f"{inputs[0]}: is a model, not an image or feature file; give it with "
+                        f"-m (logreg predict -m {inputs[0]} {' '.join(inputs[1:]) or 'IMAGE'})")
 
 
 def quiet_broken_pipe():
