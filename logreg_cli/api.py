@@ -14,7 +14,7 @@ checked once, here.
 from pathlib import Path
 
 from . import __version__
-from .errors import DataError, OptionError
+from .errors import DataError, ImageError, OptionError
 from .options import DESCENT_OPTIONS, OPTIONS, TRAIN_OPTIONS, check, parse_size
 
 EVALUATE_EMPTY = "holds 0 images, nothing to evaluate"
@@ -160,7 +160,7 @@ def skipper(strict, on_warning):
     """on_error(ImageError) for the loaders: raise it when strict, else hand it on."""
     def skip(error):
         if strict:
-            raise error
+            raise error.strict() if isinstance(error, ImageError) else error
         if on_warning is not None:
             on_warning(error)
 

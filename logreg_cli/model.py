@@ -289,6 +289,8 @@ def is_model_file(path):
     import zipfile
 
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device: never opened here
+            return False
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
     except (OSError, zipfile.BadZipFile, ValueError):
