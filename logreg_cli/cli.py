@@ -592,7 +592,7 @@ def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, 
         find shots -name '*.jpg' -print0 | logreg predict -0 - --format jsonl
     """
     from .images import default_jobs
-    from .model import load_model
+    from .model import check_features, load_model
     from .predicting import (check_feature_size, check_threshold, decide, decode_in_order,
                              expand_inputs, size_note)
     from .views import PredictionWriter
@@ -603,7 +603,8 @@ def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, 
     writer = PredictionWriter(output_format, model.classes, top_k=top_k, with_path=not no_path,
                               all_probabilities=all_probabilities)
     stdout = sys.stdout.buffer
-    items = expand_inputs(inputs, sys.stdin.buffer, nul_separated)
+    items = expand_inputs(inputs, sys.stdin.buffer, nul_separated,
+                          check_width=lambda width, path: check_features(model, width, path))
     failed = 0
     try:
         stdout.write(writer.start().encode())
