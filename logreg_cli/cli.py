@@ -296,6 +296,9 @@ class _NoBar:
     def set_postfix(self, **values):
         pass
 
+    def set_postfix_str(self, text, refresh=True):
+        pass
+
     def __enter__(self):
         return self
 
@@ -497,17 +500,16 @@ def train_with_bar(prepared, settings, quiet, stop, desc="training"):
     """api.fit under a tqdm bar showing cost, lr and validation figures; the first Ctrl-C
     (stop) ends training at the end of the epoch and is recorded in the model."""
     from . import api
+    from .views import EPOCH_BAR_FORMAT, epoch_postfix
 
-    with progress_bar(quiet, total=settings["epochs"], desc=desc, unit="epoch") as bar:
+    decaying = settings.get("decay") not in (None, "none")
+    with progress_bar(quiet, total=settings["epochs"], desc=desc, unit="epoch",
+                      bar_format=EPOCH_BAR_FORMAT) as bar:
         def on_epoch(stats):
             if isinstance(bar, _NoBar):  # no bar on screen: skip formatting 2000 postfixes
                 return False
             bar.update(1)
-            postfix = {"cost": f"{stats.cost:.6f}", "lr": f"{stats.lr:.3g}"}
-            if stats.val_cost is not None:
-                postfix.update(val_cost=f"{stats.val_cost:.6f}",
-                               val_acc=f"{100 * stats.val_accuracy:.1f}%")
-            bar.set_postfix(refresh=False, **postfix)
+            bar.set_postfix_str(epoch_postfix(stats, decaying), refresh=False)
             return False
 
         return api.fit(prepared, settings, on_epoch, interrupted=lambda: stop.signal_name)

@@ -57,6 +57,20 @@ def train_summary(metadata, model_path):
     return lines
 
 
+def epoch_postfix(stats, decaying):
+    """The training bar's figures for one epoch (core.EpochStats), short enough that the bar
+    line (EPOCH_BAR_FORMAT, 5-digit epochs) fits an 80-column terminal: the cost, the
+    validation cost and accuracy, and the learning rate when it decays and there is room."""
+    text = f"cost {stats.cost:.4f}"
+    if stats.val_cost is not None:
+        return text + f" val {stats.val_cost:.4f} {100 * stats.val_accuracy:.0f}%"
+    return text + f" lr {stats.lr:.3g}" if decaying else text
+
+
+# The training bar without tqdm's epochs/s (the remaining time says it), to leave room.
+EPOCH_BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
+
+
 def _percent(value):
     return "n/a" if value is None else f"{100 * value:.2f} %"
 
