@@ -448,6 +448,7 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
          ("--plot", plot if plot or rates is None else Path("compare-lr.png"))],
         [("DATA", data), ("--val", options["val"]), ("--init", options["init"])],
         updates=[("--init", "--model")])
+    picture_format(plot, "--plot")
     settings = api.train_settings(options)  # the library's one check of the options
 
     def load_folder(path, size, classes):
@@ -515,6 +516,37 @@ def train_with_bar(prepared, settings, quiet, stop, desc="training"):
         return api.fit(prepared, settings, on_epoch, interrupted=lambda: stop.signal_name)
 
 
+def picture_format(path, option):
+    """The Pillow format a picture option writes, from its file name's extension: curve.jpg
+    is a JPEG; a name whose extension is no picture format's (none, .out, a FIFO's .fifo) a
+    PNG. Raises UserError naming the option for a format Pillow reads but cannot write
+    (.psd): never PNG bytes under another format's name."""
+    if path is None or not Path(path).suffix:
+        return "PNG"
+    from PIL import Image
+
+    suffix = Path(path).suffix.lower()
+    found = Image.registered_extensions().get(suffix)
+    if found is None:
+        return "PNG"
+    if found not in Image.SAVE:
+        raise UserError(f"{option} {path}: Pillow reads {suffix} pictures but cannot write "
+                        "them (name it .png, .jpg, .webp, .bmp, .tif or .gif)")
+    return found
+
+
+def save_picture(picture, path, option):
+    """Write a PIL image atomically in the format of path's extension (picture_format);
+    returns its (width, height)."""
+    from .atomic import write_atomically
+
+    image_format = picture_format(path, option)
+    if image_format == "JPEG" and picture.mode != "RGB":  # JPEG has no alpha or palette
+        picture = picture.convert("RGB")
+    write_atomically(path, lambda file: picture.save(file, image_format))
+    return picture.size
+
+
 def write_history(path, history):
     """--history: the CSV of views.history_csv, written atomically."""
     from .atomic import write_atomically
@@ -525,18 +557,18 @@ def write_history(path, history):
 
 
 def draw_learning_curve(path, history, title):
-    from .plots import learning_curve_png
+    from .plots import learning_curve_image
 
     series = [("cost", history["epoch"], history["cost"])]
     if "val_cost" in history:
         series.append(("validation cost", history["epoch"], history["val_cost"]))
-    learning_curve_png(path, series, title=f"learning curve: {title}")
+    save_picture(learning_curve_image(series, title=f"learning curve: {title}"), path, "--plot")
 
 
 def compare_rates(prepared, settings, rates, model_path, plot, quiet):
     """--compare-lr: one model per learning rate, all cost curves in one PNG."""
     from . import interrupts
-    from .plots import learning_curve_png
+    from .plots import learning_curve_image
 
     plot = plot or Path("compare-lr.png")
     series = []
@@ -551,7 +583,8 @@ def compare_rates(prepared, settings, rates, model_path, plot, quiet):
             finish(model, rate_settings, path, quiet)
             if model.metadata["interrupted"]:
                 break
-        learning_curve_png(plot, series, title="cost for each learning rate")
+        save_picture(learning_curve_image(series, title="cost for each learning rate"), plot,
+                     "--plot")
     say(f"plot written to {plot}", quiet)
     return interrupts.EXIT_INTERRUPTED if stop else 0
 
@@ -729,14 +762,15 @@ def inspect(ctx, model_argument, model_path, output_format, weights_png):
 
     model_path = one_model_path(ctx, model_argument, model_path)
     check_outputs([("--weights-png", weights_png)], [("MODEL", model_path)])
+    picture_format(weights_png, "--weights-png")
     model = load_model(model_path, history=False)
     summary = model_summary(model, model_path)
     click.echo(as_json(summary) if output_format == "json" else inspect_text(summary))
     if weights_png is not None:
-        from .plots import save_png, weights_picture
+        from .plots import weights_picture
 
         picture = weights_picture(model.weights, weight_captions(model), model.size)
-        width, height = save_png(picture, weights_png)
+        width, height = save_picture(picture, weights_png, "--weights-png")
         tiles = model.weights.shape[1]
         what = ("1 tile: the positive class's weights" if tiles == 1
                 else f"{tiles} tiles, one per class")
@@ -788,6 +822,7 @@ def explain(image, model_path, output, class_name, output_format):
 
     check_outputs([("--output", output)],
                   [("--model", model_path), ("IMAGE", None if image == "-" else image)])
+    picture_format(output, "--output")
     model = load_model(model_path, history=False)
     source = image
     if image == "-":
@@ -797,12 +832,12 @@ def explain(image, model_path, output, class_name, output_format):
     facts = result.as_dict()
     click.echo(as_json(facts) if output_format == "json" else explain_text(facts))
     if output is not None:
-        from .plots import explanation_picture, save_png
+        from .plots import explanation_picture
 
         caption = [f"{result.explained_class}: z = {result.z:.4f}, b = {result.bias:.4f}, "
                    f"P = {result.probability:.4f}"]
-        width, height = save_png(explanation_picture(result.pixels, result.contributions,
-                                                     caption), output)
+        width, height = save_picture(explanation_picture(result.pixels, result.contributions,
+                                                         caption), output, "--output")
         say(f"wrote {output} ({width}x{height} px)")
 
 
