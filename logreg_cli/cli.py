@@ -225,10 +225,12 @@ def _is_number(text):
     return True
 
 
-def rate_model_path(model_path, rate):
-    """model.npz and 0.001 -> model.lr0.001.npz: where --compare-lr writes each rate's model."""
+def rate_model_path(model_path, rate, default_suffix=".npz"):
+    """model.npz and 0.001 -> model.lr0.001.npz: where --compare-lr writes each rate's model
+    (and, from h.csv, each rate's --history h.lr0.001.csv)."""
     model_path = Path(model_path)
-    return model_path.with_name(f"{model_path.stem}.lr{rate:g}{model_path.suffix or '.npz'}")
+    suffix = model_path.suffix or default_suffix
+    return model_path.with_name(f"{model_path.stem}.lr{rate:g}{suffix}")
 
 
 def click_type(option):
@@ -440,11 +442,14 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
     from . import api, interrupts
     from .atomic import check_outputs, written_together
 
-    models = ([("--model", model_path)] if rates is None else
-              [(f"--compare-lr {rate:g}", rate_model_path(model_path, rate))
-               for rate in rates])
+    models = [("--model", model_path), ("--history", history)]
+    if rates is not None:
+        models = [(f"--compare-lr {rate:g}", rate_model_path(model_path, rate))
+                  for rate in rates_with_lr(rates)]
+        models += [("--history", rate_model_path(history, rate, ".csv"))
+                   for rate in rates if history is not None]
     check_outputs(  # before the data is loaded, not after training
-        [*models, ("--history", history),
+        [*models,
          ("--plot", plot if plot or rates is None else Path("compare-lr.png"))],
         [("DATA", data), ("--val", options["val"]), ("--init", options["init"])],
         updates=[("--init", "--model")])
@@ -456,7 +461,7 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
 
     prepared = api.prepare(data, settings, load_folder, on_left_out=api.skipper(strict, warn_error))
     if rates is not None:
-        return compare_rates(prepared, settings, rates, model_path, plot, quiet)
+        return compare_rates(prepared, settings, rates, model_path, plot, quiet, history)
 
     with interrupts.stop_on_signals() as stop:
         announce(prepared, quiet)
@@ -565,8 +570,18 @@ def draw_learning_curve(path, history, title):
     save_picture(learning_curve_image(series, title=f"learning curve: {title}"), path, "--plot")
 
 
-def compare_rates(prepared, settings, rates, model_path, plot, quiet):
-    """--compare-lr: one model per learning rate, all cost curves in one PNG."""
+def rates_with_lr(rates):
+    """--compare-lr's rates, refusing an --lr given beside them (each rate is the lr)."""
+    source = click.get_current_context().get_parameter_source("lr")
+    if source not in (None, click.core.ParameterSource.DEFAULT):
+        raise UserError("--lr cannot be combined with --compare-lr (each listed rate is the "
+                        "learning rate of one model)")
+    return rates
+
+
+def compare_rates(prepared, settings, rates, model_path, plot, quiet, history=None):
+    """--compare-lr: one model per learning rate (and with --history one CSV per rate), all
+    cost curves (and validation costs) in one picture."""
     from . import interrupts
     from .plots import learning_curve_image
 
@@ -579,7 +594,12 @@ def compare_rates(prepared, settings, rates, model_path, plot, quiet):
             model = train_with_bar(prepared, rate_settings, quiet, stop, desc=f"lr {rate:g}")
             path = rate_model_path(model_path, rate)
             model.save(path)
+            if history is not None:
+                write_history(rate_model_path(history, rate, ".csv"), model.history)
             series.append((f"lr {rate:g}", model.history["epoch"], model.history["cost"]))
+            if "val_cost" in model.history:
+                series.append((f"lr {rate:g} validation", model.history["epoch"],
+                               model.history["val_cost"]))
             finish(model, rate_settings, path, quiet)
             if model.metadata["interrupted"]:
                 break
