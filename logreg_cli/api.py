@@ -341,7 +341,8 @@ def explain(model, image, class_name=None):
     model : Model or path
     image : path, binary file object, PIL image or uint8 array H x W x 3
     class_name : str, optional
-        Multiclass: the class whose score to explain (default: the predicted one).
+        The class whose score to explain (default: the predicted one). A binary model's
+        negative class has the score -z: its contributions, z and b are negated.
 
     Returns
     -------

@@ -817,7 +817,8 @@ def one_model_path(ctx, argument, option):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the heat map of contributions over the image to this PNG.")
 @click.option("--class", "class_name", default=None,
-              help="Class whose score to explain (multiclass; default: the predicted one).")
+              help="Class whose score to explain (default: the predicted one; a binary "
+                   "model's negative class has the score -z).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Output format.")
 def explain(image, model_path, output, class_name, output_format):

@@ -91,11 +91,13 @@ def validation_mask(paths, y, fraction, root):
 
 
 def class_order(classes, positive, init_model):
-    """The class order of the model: --init's, or --positive last (binary), else sorted.
+    """The class order of the model: --init's, or --positive last (binary), or for two
+    classes of which one is the rest of the other (cat, non-cat) the other last
+    (names.default_positive), else sorted.
 
     Names are compared as names.class_name() reads them (--positive as typed, an older
     --init model's classes as stored)."""
-    from .names import class_name
+    from .names import class_name, default_positive
 
     typed, positive = positive, None if positive is None else class_name(positive)
     if init_model is not None:
@@ -107,6 +109,8 @@ def class_order(classes, positive, init_model):
             raise LogregError(f"--positive {typed!r} differs from the --init model's "
                               f"positive class {init_model.classes[-1]!r}")
         return init_classes
+    if positive is None:
+        positive = default_positive(classes)
     if positive is None:
         return list(classes)
     if len(classes) != 2:

@@ -46,6 +46,10 @@ def train_summary(metadata, model_path):
                  f"({metadata['method']}); final cost {cost}{of_saved}")
     lines.append(f"train accuracy {_percent(metadata['train_accuracy'])} "
                  f"({metadata['data']['images']} images)")
+    positive = (metadata.get("options") or {}).get("positive")
+    if positive is not None:
+        lines.append(f"positive class {positive} (the score, --threshold and explain are about "
+                     "it; --positive chooses another)")
     if validation:
         lines.append(f"validation accuracy {_percent(validation['accuracy'])} "
                      f"({validation['images']} images)")
@@ -253,8 +257,14 @@ def _text(value):
 
 def explain_text(facts):
     """The explain report (Explanation.as_dict()) as text."""
-    scored = (f"{facts['class']} (the positive class: a binary model has one score z, "
-              "P = sigmoid(z))" if facts["binary"] else facts["class"])
+    scored = facts["class"]
+    if facts["binary"]:
+        positive, = (name for name in facts["probabilities"] if name != facts["class"]) \
+            if facts["negated"] else (facts["class"],)
+        scored += (" (the positive class: a binary model has one score z, P = sigmoid(z))"
+                   if not facts["negated"] else
+                   f" (the negative class of a binary model: z here is minus the score of "
+                   f"{positive}, P = sigmoid(z))")
     lines = [
         f"image        {facts['image']}",
         f"predicted    {facts['predicted']} ({facts['probabilities'][facts['predicted']]:.6f})",
