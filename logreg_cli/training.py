@@ -407,7 +407,7 @@ def build_model(data, outcome, settings, version):
         "epochs_run": fit.epochs_run,
         # the figures of the weights saved: with validation those of the kept epoch
         "saved_epoch": fit.epochs_run if fit.best_epoch is None else fit.best_epoch,
-        "final_cost": fit.final_cost if best is None else best.cost,
+        "final_cost": saved_cost(data, fit, settings["l2"]),
         "train_accuracy": outcome.train_accuracy,
         "validation": None if data.validation is None else {
             "source": data.val_source,
@@ -423,6 +423,22 @@ def build_model(data, outcome, settings, version):
         "history": history,
     }
     return Model(fit.weights, fit.bias, data.classes, data.size, data.mean, data.scale, metadata)
+
+
+def saved_cost(data, fit, l2):
+    """The training cost (as the history records it: mean loss + L2) of the weights fit
+    returns, or None after no epoch. The history holds it for a kept or a stopped epoch;
+    after the last update it is computed from fit.train_scores (m x c, no pass over X)."""
+    if not fit.history:
+        return None
+    if fit.best is not None:
+        return fit.best.cost
+    if fit.epochs_run < len(fit.history):  # stopped before this epoch's update
+        return fit.history[fit.epochs_run].cost
+    cost, _ = core.cost_and_delta(fit.train_scores.astype(np.float64), data.y,
+                                  data.sample_weight)
+    weights = fit.weights.astype(np.float64)
+    return cost + core._l2_cost(l2, len(data.y), float(np.sum(weights * weights)))
 
 
 def recorded_options(settings, data):

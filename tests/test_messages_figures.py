@@ -53,13 +53,25 @@ def test_summary_and_inspect_give_the_cost_of_the_kept_epoch(overfitting_feature
         f"{costs[kept]} (epoch {kept}, the weights saved)"
 
 
-def test_without_validation_the_saved_epoch_is_the_last(overfitting_features, tmp_path):
-    model_path = tmp_path / "m.npz"
-    trained = invoke("train", overfitting_features, "-m", model_path, "--epochs", "30")
-    assert trained.exit_code == 0, trained.output
-    assert "(epoch 30, the weights saved)" in trained.stderr
-    summary = json.loads(invoke("inspect", model_path, "--format", "json").stdout)
-    assert summary["saved_epoch"] == 30
+@pytest.mark.parametrize("options", [[], ["--l2", "3", "--class-weight", "balanced"]])
+def test_without_validation_the_cost_is_that_after_the_last_update(overfitting_features,
+                                                                    tmp_path, options):
+    """30 epochs save the weights after 30 updates: their cost is what a 31-epoch run
+    records for epoch 30 (the history's last row, epoch 29, is before the last update)."""
+    runs = {}
+    for epochs in (30, 31):
+        model_path = tmp_path / f"m{epochs}.npz"
+        trained = invoke("train", overfitting_features, "-m", model_path, "--epochs", epochs,
+                         "--lr", "0.05", *options)
+        assert trained.exit_code == 0, trained.output
+        runs[epochs] = (trained.stderr, load_model(model_path).metadata)
+    stderr, meta = runs[30]
+    after_last_update = runs[31][1]["history"]["cost"][30]
+    assert meta["final_cost"] == pytest.approx(after_last_update, rel=1e-6)
+    assert meta["final_cost"] != meta["history"]["cost"][-1]
+    assert f"final cost {meta['final_cost']:.6f} (epoch 30, the weights saved)" in stderr
+    summary = json.loads(invoke("inspect", tmp_path / "m30.npz", "--format", "json").stdout)
+    assert (summary["saved_epoch"], summary["final_cost"]) == (30, meta["final_cost"])
 
 
 def test_inspect_text_reads_as_a_person_reads(overfitting_features, tmp_path):
