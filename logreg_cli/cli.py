@@ -442,6 +442,12 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
     from . import api, interrupts
     from .atomic import check_outputs, written_together
 
+    if rates is not None and _is_number(str(data)) and not data.exists():
+        # train --compare-lr 0.01 0.001: the second rate was taken as DATA
+        listed = ",".join(f"{rate:g}" for rate in rates) + f",{data}"
+        raise click.UsageError(f"--compare-lr takes one comma-separated list, not separate "
+                               f"values: --compare-lr {listed}")
+
     models = [("--model", model_path), ("--history", history)]
     if rates is not None:
         models = [(f"--compare-lr {rate:g}", rate_model_path(model_path, rate))

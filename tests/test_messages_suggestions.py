@@ -57,6 +57,13 @@ def test_compare_lr_given_separate_values_says_the_list_is_comma_separated(pets,
                              f"values: --compare-lr {rates} (see 'logreg train -h')\n")
 
 
+def test_a_second_rate_taken_as_data_is_named_too(pets):
+    result = invoke("train", "--compare-lr", "0.01", "0.001")
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: --compare-lr takes one comma-separated list, not separate "
+                             "values: --compare-lr 0.01,0.001 (see 'logreg train -h')\n")
+
+
 def test_an_unrelated_extra_argument_keeps_clicks_message(pets):
     result = invoke("train", "data", "--compare-lr", "0.01", "extra")
     assert result.exit_code == 2
