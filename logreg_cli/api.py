@@ -14,7 +14,7 @@ checked once, here.
 from pathlib import Path
 
 from . import __version__
-from .errors import DataError, OptionError
+from .errors import DataError, ImageError, OptionError
 from .options import DESCENT_OPTIONS, OPTIONS, TRAIN_OPTIONS, check, parse_size
 
 EVALUATE_EMPTY = "holds 0 images, nothing to evaluate"
@@ -160,7 +160,7 @@ def skipper(strict, on_warning):
     """on_error(ImageError) for the loaders: raise it when strict, else hand it on."""
     def skip(error):
         if strict:
-            raise error
+            raise error.strict() if isinstance(error, ImageError) else error
         if on_warning is not None:
             on_warning(error)
 
@@ -341,7 +341,8 @@ def explain(model, image, class_name=None):
     model : Model or path
     image : path, binary file object, PIL image or uint8 array H x W x 3
     class_name : str, optional
-        Multiclass: the class whose score to explain (default: the predicted one).
+        The class whose score to explain (default: the predicted one). A binary model's
+        negative class has the score -z: its contributions, z and b are negated.
 
     Returns
     -------

@@ -9,7 +9,6 @@ error, 130 interrupted.
 import errno
 import gc
 import io
-import json
 import math
 import sys
 from pathlib import Path
@@ -27,6 +26,17 @@ class LogregCommand(click.Command):
     """A subcommand for which running out of memory anywhere (loading, decoding workers,
     training) is one line naming its input, exit 2: a MemoryError, or the ENOMEM of a
     fork, a memory mapping or a thread that could not start."""
+
+    def parse_args(self, ctx, args):
+        given = list(args)  # click's parser consumes args
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError:
+            rates = separate_rates(given)
+            if len(rates) < 2:
+                raise
+            raise click.UsageError(f"--compare-lr takes one comma-separated list, not separate "
+                                   f"values: --compare-lr {','.join(rates)}", ctx) from None
 
     def invoke(self, ctx):
         try:
@@ -191,10 +201,36 @@ class RateList(click.ParamType):
         return rates
 
 
-def rate_model_path(model_path, rate):
-    """model.npz and 0.001 -> model.lr0.001.npz: where --compare-lr writes each rate's model."""
+def separate_rates(args):
+    """The numbers after --compare-lr, as in --compare-lr 0.01 0.001 (a usage error: the list
+    is comma-separated), or [] when it is not there."""
+    for index, arg in enumerate(args):
+        if arg == "--compare-lr" or arg.startswith("--compare-lr="):
+            values = args[index + 1:] if arg == "--compare-lr" else \
+                [arg.split("=", 1)[1]] + args[index + 1:]
+            rates = []
+            for value in values:
+                if not _is_number(value):
+                    break
+                rates.append(value)
+            return rates
+    return []
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def rate_model_path(model_path, rate, default_suffix=".npz"):
+    """model.npz and 0.001 -> model.lr0.001.npz: where --compare-lr writes each rate's model
+    (and, from h.csv, each rate's --history h.lr0.001.csv)."""
     model_path = Path(model_path)
-    return model_path.with_name(f"{model_path.stem}.lr{rate:g}{model_path.suffix or '.npz'}")
+    suffix = model_path.suffix or default_suffix
+    return model_path.with_name(f"{model_path.stem}.lr{rate:g}{suffix}")
 
 
 def click_type(option):
@@ -260,6 +296,9 @@ class _NoBar:
         pass
 
     def set_postfix(self, **values):
+        pass
+
+    def set_postfix_str(self, text, refresh=True):
         pass
 
     def __enter__(self):
@@ -403,14 +442,24 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
     from . import api, interrupts
     from .atomic import check_outputs, written_together
 
-    models = ([("--model", model_path)] if rates is None else
-              [(f"--compare-lr {rate:g}", rate_model_path(model_path, rate))
-               for rate in rates])
+    if rates is not None and _is_number(str(data)) and not data.exists():
+        # train --compare-lr 0.01 0.001: the second rate was taken as DATA
+        listed = ",".join(f"{rate:g}" for rate in rates) + f",{data}"
+        raise click.UsageError(f"--compare-lr takes one comma-separated list, not separate "
+                               f"values: --compare-lr {listed}")
+
+    models = [("--model", model_path), ("--history", history)]
+    if rates is not None:
+        models = [(f"--compare-lr {rate:g}", rate_model_path(model_path, rate))
+                  for rate in rates_with_lr(rates)]
+        models += [("--history", rate_model_path(history, rate, ".csv"))
+                   for rate in rates if history is not None]
     check_outputs(  # before the data is loaded, not after training
-        [*models, ("--history", history),
+        [*models,
          ("--plot", plot if plot or rates is None else Path("compare-lr.png"))],
         [("DATA", data), ("--val", options["val"]), ("--init", options["init"])],
         updates=[("--init", "--model")])
+    picture_format(plot, "--plot")
     settings = api.train_settings(options)  # the library's one check of the options
 
     def load_folder(path, size, classes):
@@ -418,7 +467,7 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
 
     prepared = api.prepare(data, settings, load_folder, on_left_out=api.skipper(strict, warn_error))
     if rates is not None:
-        return compare_rates(prepared, settings, rates, model_path, plot, quiet)
+        return compare_rates(prepared, settings, rates, model_path, plot, quiet, history)
 
     with interrupts.stop_on_signals() as stop:
         announce(prepared, quiet)
@@ -463,20 +512,50 @@ def train_with_bar(prepared, settings, quiet, stop, desc="training"):
     """api.fit under a tqdm bar showing cost, lr and validation figures; the first Ctrl-C
     (stop) ends training at the end of the epoch and is recorded in the model."""
     from . import api
+    from .views import EPOCH_BAR_FORMAT, epoch_postfix
 
-    with progress_bar(quiet, total=settings["epochs"], desc=desc, unit="epoch") as bar:
+    decaying = settings.get("decay") not in (None, "none")
+    with progress_bar(quiet, total=settings["epochs"], desc=desc, unit="epoch",
+                      bar_format=EPOCH_BAR_FORMAT) as bar:
         def on_epoch(stats):
             if isinstance(bar, _NoBar):  # no bar on screen: skip formatting 2000 postfixes
                 return False
             bar.update(1)
-            postfix = {"cost": f"{stats.cost:.6f}", "lr": f"{stats.lr:.3g}"}
-            if stats.val_cost is not None:
-                postfix.update(val_cost=f"{stats.val_cost:.6f}",
-                               val_acc=f"{100 * stats.val_accuracy:.1f}%")
-            bar.set_postfix(refresh=False, **postfix)
+            bar.set_postfix_str(epoch_postfix(stats, decaying), refresh=False)
             return False
 
         return api.fit(prepared, settings, on_epoch, interrupted=lambda: stop.signal_name)
+
+
+def picture_format(path, option):
+    """The Pillow format a picture option writes, from its file name's extension: curve.jpg
+    is a JPEG; a name whose extension is no picture format's (none, .out, a FIFO's .fifo) a
+    PNG. Raises UserError naming the option for a format Pillow reads but cannot write
+    (.psd): never PNG bytes under another format's name."""
+    if path is None or not Path(path).suffix:
+        return "PNG"
+    from PIL import Image
+
+    suffix = Path(path).suffix.lower()
+    found = Image.registered_extensions().get(suffix)
+    if found is None:
+        return "PNG"
+    if found not in Image.SAVE:
+        raise UserError(f"{option} {path}: Pillow reads {suffix} pictures but cannot write "
+                        "them (name it .png, .jpg, .webp, .bmp, .tif or .gif)")
+    return found
+
+
+def save_picture(picture, path, option):
+    """Write a PIL image atomically in the format of path's extension (picture_format);
+    returns its (width, height)."""
+    from .atomic import write_atomically
+
+    image_format = picture_format(path, option)
+    if image_format == "JPEG" and picture.mode != "RGB":  # JPEG has no alpha or palette
+        picture = picture.convert("RGB")
+    write_atomically(path, lambda file: picture.save(file, image_format))
+    return picture.size
 
 
 def write_history(path, history):
@@ -489,15 +568,25 @@ def write_history(path, history):
 
 
 def draw_learning_curve(path, model, title):
-    from .plots import model_learning_curve, save_png
+    from .plots import model_learning_curve
 
-    save_png(model_learning_curve(model, f"learning curve: {title}"), path)
+    save_picture(model_learning_curve(model, f"learning curve: {title}"), path, "--plot")
 
 
-def compare_rates(prepared, settings, rates, model_path, plot, quiet):
-    """--compare-lr: one model per learning rate, all cost curves in one PNG."""
+def rates_with_lr(rates):
+    """--compare-lr's rates, refusing an --lr given beside them (each rate is the lr)."""
+    source = click.get_current_context().get_parameter_source("lr")
+    if source not in (None, click.core.ParameterSource.DEFAULT):
+        raise UserError("--lr cannot be combined with --compare-lr (each listed rate is the "
+                        "learning rate of one model)")
+    return rates
+
+
+def compare_rates(prepared, settings, rates, model_path, plot, quiet, history=None):
+    """--compare-lr: one model per learning rate (and with --history one CSV per rate), all
+    cost curves (and validation costs) in one picture."""
     from . import interrupts
-    from .plots import learning_curve_png
+    from .plots import learning_curve_image
 
     plot = plot or Path("compare-lr.png")
     series = []
@@ -508,11 +597,17 @@ def compare_rates(prepared, settings, rates, model_path, plot, quiet):
             model = train_with_bar(prepared, rate_settings, quiet, stop, desc=f"lr {rate:g}")
             path = rate_model_path(model_path, rate)
             model.save(path)
+            if history is not None:
+                write_history(rate_model_path(history, rate, ".csv"), model.history)
             series.append((f"lr {rate:g}", model.history["epoch"], model.history["cost"]))
+            if "val_cost" in model.history:
+                series.append((f"lr {rate:g} validation", model.history["epoch"],
+                               model.history["val_cost"]))
             finish(model, rate_settings, path, quiet)
             if model.metadata["interrupted"]:
                 break
-        learning_curve_png(plot, series, title="cost for each learning rate")
+        save_picture(learning_curve_image(series, title="cost for each learning rate"), plot,
+                     "--plot")
     say(f"plot written to {plot}", quiet)
     return interrupts.EXIT_INTERRUPTED if stop else 0
 
@@ -521,7 +616,7 @@ def compare_rates(prepared, settings, rates, model_path, plot, quiet):
 
 
 @cli.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @model_option
 @click.option("-0", "--null", "nul_separated", is_flag=True,
               help="Paths on stdin are NUL-separated (find -print0), not one per line.")
@@ -539,8 +634,9 @@ def compare_rates(prepared, settings, rates, model_path, plot, quiet):
 @click.option("-v", "--verbose", is_flag=True,
               help="Note on stderr images whose size or aspect is far from the model's.")
 @jobs_option
+@quiet_option
 def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, min_confidence,
-            no_path, all_probabilities, verbose, jobs):
+            no_path, all_probabilities, verbose, jobs, quiet):
     """Classify images: files, folders (walked), feature files, or - for stdin.
 
     On stdin, - reads one image's bytes (curl ... | logreg predict -) or else paths, one
@@ -554,17 +650,19 @@ def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, 
         find shots -name '*.jpg' -print0 | logreg predict -0 - --format jsonl
     """
     from .images import default_jobs
-    from .model import load_model
+    from .model import check_features, load_model
     from .predicting import (check_feature_size, check_threshold, decide, decode_in_order,
                              expand_inputs, size_note)
     from .views import PredictionWriter
 
+    check_predict_inputs(inputs)
     model = load_model(model_path, history=False)
     check_threshold(threshold, model.classes, top_k)
     writer = PredictionWriter(output_format, model.classes, top_k=top_k, with_path=not no_path,
                               all_probabilities=all_probabilities)
     stdout = sys.stdout.buffer
-    items = expand_inputs(inputs, sys.stdin.buffer, nul_separated)
+    items = expand_inputs(inputs, sys.stdin.buffer, nul_separated,
+                          check_width=lambda width, path: check_features(model, width, path))
     failed = 0
     try:
         stdout.write(writer.start().encode())
@@ -576,7 +674,7 @@ def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, 
                 stdout.flush()
                 click.echo(f"Error: {decoded.error}", err=True)
                 continue
-            note = size_note(decoded.original_size, model.size) if verbose else None
+            note = size_note(decoded.original_size, model.size) if verbose and not quiet else None
             if note:
                 click.echo(f"Note: {decoded.name}: {note}", err=True)
             proba = model.predict_proba(decoded.row[None, :])[0]
@@ -586,6 +684,20 @@ def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, 
     except BrokenPipeError:
         quiet_broken_pipe()
     return 1 if failed else 0
+
+
+def check_predict_inputs(inputs):
+    """Usage errors that say what to type: no INPUTS (with paths piped in: give -), or a
+    model file given as an input (give it with -m)."""
+    from .model import is_model_file
+
+    if not inputs:
+        hint = "" if sys.stdin is None or sys.stdin.isatty() else \
+            "; to read the paths (or the image) piped in, give - as INPUTS"
+        raise click.UsageError(f"Missing argument 'INPUTS...'{hint}")
+    if is_model_file(inputs[0]):
+        raise UserError(f"{inputs[0]}: is a model, not an image or feature file; give it with "
+                        f"-m (logreg predict -m {inputs[0]} {' '.join(inputs[1:]) or 'IMAGE'})")
 
 
 def quiet_broken_pipe():
@@ -673,14 +785,15 @@ def inspect(ctx, model_argument, model_path, output_format, weights_png):
 
     model_path = one_model_path(ctx, model_argument, model_path)
     check_outputs([("--weights-png", weights_png)], [("MODEL", model_path)])
+    picture_format(weights_png, "--weights-png")
     model = load_model(model_path, history=False)
     summary = model_summary(model, model_path)
     click.echo(as_json(summary) if output_format == "json" else inspect_text(summary))
     if weights_png is not None:
-        from .plots import save_png, weights_picture
+        from .plots import weights_picture
 
         picture = weights_picture(model.weights, weight_captions(model), model.size)
-        width, height = save_png(picture, weights_png)
+        width, height = save_picture(picture, weights_png, "--weights-png")
         tiles = model.weights.shape[1]
         what = ("1 tile: the positive class's weights" if tiles == 1
                 else f"{tiles} tiles, one per class")
@@ -707,7 +820,8 @@ def one_model_path(ctx, argument, option):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the heat map of contributions over the image to this PNG.")
 @click.option("--class", "class_name", default=None,
-              help="Class whose score to explain (multiclass; default: the predicted one).")
+              help="Class whose score to explain (default: the predicted one; a binary "
+                   "model's negative class has the score -z).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Output format.")
 def explain(image, model_path, output, class_name, output_format):
@@ -732,6 +846,7 @@ def explain(image, model_path, output, class_name, output_format):
 
     check_outputs([("--output", output)],
                   [("--model", model_path), ("IMAGE", None if image == "-" else image)])
+    picture_format(output, "--output")
     model = load_model(model_path, history=False)
     source = image
     if image == "-":
@@ -742,14 +857,14 @@ def explain(image, model_path, output, class_name, output_format):
     facts = result.as_dict()
     click.echo(as_json(facts) if output_format == "json" else explain_text(facts))
     if output is not None:
-        from .plots import explanation_picture, save_png
+        from .plots import explanation_picture
 
         caption = [f"{result.explained_class}: z = {result.z:.4f}, b = {result.bias:.4f}, "
                    f"P = {result.probability:.4f}",
                    f"predicted: {result.predicted} "
                    f"(P = {result.probabilities[result.predicted]:.4f})"]
-        width, height = save_png(explanation_picture(result.pixels, result.contributions,
-                                                     caption), output)
+        width, height = save_picture(explanation_picture(result.pixels, result.contributions,
+                                                         caption), output, "--output")
         say(f"wrote {output} ({width}x{height} px)")
 
 
@@ -852,7 +967,7 @@ def check(data, other, output_format, max_imbalance, jobs, quiet):
         logreg check images/train --format json | jq .problems
     """
     from .check import audit, scan
-    from .views import check_text
+    from .views import as_json, check_text
 
     def scanned(source):
         with progress_bar(quiet, desc=f"checking {source}", unit="img") as bar:
@@ -861,7 +976,7 @@ def check(data, other, output_format, max_imbalance, jobs, quiet):
 
     report = audit(scanned(data), scanned(other) if other is not None else None, max_imbalance)
     if output_format == "json":
-        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        click.echo(as_json(report))
     else:
         click.echo(check_text(report))
     return 1 if report["problems"] else 0

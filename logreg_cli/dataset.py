@@ -100,7 +100,7 @@ class ClassLeftOut(ImageError):
     left out of the classes with a warning (--strict: an error). path names its folder."""
 
     def __init__(self, path, name, cause):
-        super().__init__(path, f"{cause}; class {name!r} left out")
+        super().__init__(path, cause, f"class {name!r} left out")
         self.class_name = name
 
 
@@ -114,7 +114,7 @@ class SharedFile(ImageError):
     def __init__(self, path, first, classes):
         where = "listed" if str(path) == str(first) else f"the same file as {first}, which is"
         super().__init__(path, f"{where} under class {classes[0]!r} and again under "
-                               f"{classes[1]!r}; left out of both")
+                               f"{classes[1]!r}", "left out of both")
         self.first = str(first)
         self.classes = list(classes)
 
@@ -202,7 +202,7 @@ class Walk:
                 continue
             reason = walk.link_problem(folder, name)
             if reason:
-                walk.problems.append(LinkSkipped(shown(str(folder)), f"{reason}; not a class"))
+                walk.problems.append(LinkSkipped(shown(str(folder)), reason, "not a class"))
                 continue
             walk.class_reals[os.path.realpath(folder)] = name
             kept.append((name, folder))
@@ -268,7 +268,7 @@ class Walk:
         if path.is_symlink():
             reason = self.link_problem(path, name)
             if reason:
-                self.problems.append(LinkSkipped(shown(str(path)), f"{reason}; not followed"))
+                self.problems.append(LinkSkipped(shown(str(path)), reason, "not followed"))
                 return False
         return self._enter(path, name)
 
@@ -309,10 +309,10 @@ def stray_error(path, loose=False):
     """The ImageError a skipped stray file is reported with."""
     path = shown(str(path))
     if loose:
-        return ImageError(path, "an image directly in DATA belongs to no class; skipped")
+        return ImageError(path, "an image directly in DATA belongs to no class", "skipped")
     extension = os.path.splitext(path)[1]
     kind = f"'{extension}' is not an image extension" if extension else "no image extension"
-    return ImageError(path, f"not an image file ({kind}); skipped")
+    return ImageError(path, f"not an image file ({kind})", "skipped")
 
 
 def unread_class(where, name, count):

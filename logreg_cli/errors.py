@@ -15,14 +15,29 @@ class DataError(LogregError):
 
 
 class ImageError(LogregError):
-    """One image file cannot be read; loaders skip it with a warning unless --strict."""
+    """One image file cannot be read; loaders skip it with a warning unless --strict.
 
-    def __init__(self, path, cause):
+    consequence: what a run that goes on does about it ("skipped", "class 'x' left out"),
+    said after the cause in the warning; strict() says instead that the run stopped.
+    """
+
+    def __init__(self, path, cause, consequence=None):
         from .names import shown  # a path of undecodable bytes is printed escaped (\xff)
 
-        super().__init__(f"{shown(str(path))}: {cause}")
+        text = cause if consequence is None else f"{cause}; {consequence}"
+        super().__init__(f"{shown(str(path))}: {text}")
         self.path = str(path)
-        self.cause = cause
+        self.cause = text
+        self.problem = cause
+        self.consequence = consequence
+
+    def strict(self):
+        """This error as --strict raises it: the run stopped at it, nothing was skipped."""
+        if self.consequence is None:
+            return self
+        message = str(self).removesuffix(f"; {self.consequence}")
+        self.args = (f"{message}; --strict stopped the run",)
+        return self
 
 
 class ModelFileError(LogregError):

@@ -29,6 +29,7 @@ class Explanation:
     probability: float
     predicted: str
     probabilities: dict
+    negated: bool = False  # binary model, negative class: z, b and contributions are -(...)
 
     def as_dict(self):
         height, width = self.contributions.shape
@@ -43,6 +44,7 @@ class Explanation:
             "image": self.name,
             "class": self.explained_class,
             "binary": self.positive_only,
+            "negated": self.negated,
             "z": self.z,
             "b": self.bias,
             "sum_of_contributions": float(flat.sum()),
@@ -71,8 +73,9 @@ def output_column(model, class_name):
 def explain(model, row, name, class_name=None):
     """Explain the model's score of one uint8 pixel row (n) -> Explanation.
 
-    Binary models have one score, that of the positive class classes[1]; class_name is
-    then only checked. Multiclass: the score of class_name, by default the predicted one.
+    The score of class_name, by default of the predicted class. A binary model has one
+    score z, the positive class's (classes[1]); the negative class's own score is -z
+    (P = sigmoid(-z)), so explaining it negates every contribution and b.
     """
     width, height = model.size
     features = model.features(row[None, :])[0].astype(np.float64)
@@ -85,23 +88,32 @@ def explain(model, row, name, class_name=None):
     predicted = model.classes[int(np.argmax(probabilities))]
     binary = len(model.classes) == 2
     if class_name is None:
-        class_name = model.classes[1] if binary else predicted
+        class_name = predicted
     column = output_column(model, class_name)
-    class_name = model.classes[1] if binary else model.classes[column]
-    contributions = (weights[:, column] * features).reshape(height, width, 3).sum(axis=2)
-    class_index = model.classes.index(class_name)
+    class_index = _class_index(model, class_name)
+    class_name = model.classes[class_index]
+    sign = -1.0 if binary and class_index == 0 else 1.0  # the negative class's score is -z
+    contributions = sign * (weights[:, column] * features).reshape(height, width, 3).sum(axis=2)
     return Explanation(
         name=shown(str(name)),  # printable: undecodable bytes as \xNN
         explained_class=class_name,
         positive_only=binary,
         contributions=contributions,
         pixels=row.reshape(height, width, 3),
-        z=float(scores[column]),
-        bias=float(model.bias[column]),
+        z=sign * float(scores[column]),
+        bias=sign * float(model.bias[column]),
         probability=float(probabilities[class_index]),
         predicted=predicted,
         probabilities={c: float(p) for c, p in zip(model.classes, probabilities)},
+        negated=sign < 0,
     )
+
+
+def _class_index(model, class_name):
+    """The index in model.classes of class_name as names.class_name reads it."""
+    from .names import class_name as read_name
+
+    return [read_name(name) for name in model.classes].index(read_name(class_name))
 
 
 # ---------------------------------------------------------------- the model summary
@@ -129,12 +141,27 @@ def model_summary(model, model_path):
         "data": meta.get("data", {}),
         "method": meta.get("method"),
         "epochs_run": meta.get("epochs_run", recorded.get("epochs") or None),
+        "saved_epoch": _saved_epoch(meta),
         "final_cost": meta.get("final_cost", (history.get("cost") or [None])[-1]),
         "best_cost": recorded.get("best_cost"),
         "train_accuracy": meta.get("train_accuracy"),
+        "training_seconds": meta.get("seconds"),
+        "interrupted": meta.get("interrupted"),
+        "interrupted_by": meta.get("interrupted_by"),
         "validation": _validation(meta, recorded),
     }
     return summary
+
+
+def _saved_epoch(meta):
+    """The epoch whose weights the file holds: the kept epoch with validation, else the last
+    (files older than "saved_epoch" lack the key); None when unknown."""
+    if "saved_epoch" in meta:
+        return meta["saved_epoch"]
+    validation = meta.get("validation")
+    if isinstance(validation, dict) and validation.get("kept_epoch") is not None:
+        return validation["kept_epoch"]
+    return meta.get("epochs_run")
 
 
 def _validation(meta, recorded):

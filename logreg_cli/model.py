@@ -257,7 +257,7 @@ def load_model(path, history=True):
     try:
         is_folder = stat.S_ISDIR(os.stat(path).st_mode)
     except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such model file (train one with: logreg train DATA -m {path})") from None
+        raise ModelFileError(f"{path}: no such model file ({_missing_model_hint(path)})") from None
     except OSError as error:  # a name too long, a loop of links, a file used as a folder...
         raise ModelFileError(f"{path}: cannot read ({error.strerror})") from None
     if is_folder:
@@ -273,6 +273,29 @@ def load_model(path, history=True):
         return _model_from_arrays(arrays, names)
     except ModelFileError as error:  # the arrays read: any check names its cause after path
         raise ModelFileError(f"{path}: {error}") from None
+
+
+def _missing_model_hint(path):
+    """What to do about a model path that names no file: the .npz of that name when there
+    is one (-m pets for pets.npz), else how to train one."""
+    if path.suffix != ".npz" and path.with_name(path.name + ".npz").is_file():
+        return f"did you mean -m {path}.npz?"
+    return f"train one with: logreg train DATA -m {path}"
+
+
+def is_model_file(path):
+    """True when path is an archive holding a model's weights and bias (a model given where
+    images are expected); False for anything else, or what cannot be read."""
+    import zipfile
+
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device: never opened here
+            return False
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+    return {"weights.npy", "bias.npy"} <= names
 
 
 def _read_model_arrays(npz, with_history):

@@ -65,3 +65,27 @@ def _shown_error_handler(error):
 
 
 codecs.register_error(SHOWN_ERRORS, _shown_error_handler)
+
+
+# What makes one of two class names "the rest": the other name with a negating prefix
+# (non-cat for cat), or a generic name. The other class is then the positive one.
+NEGATING_PREFIXES = ("non-", "not-", "not_", "no-")
+GENERIC_REST = frozenset({"other", "background", "negative", "none"})
+
+
+def default_positive(classes):
+    """The positive class of two class names when one is the rest of the other -> str, or
+    None: 'cat' for ['cat', 'non-cat'] (or 'not_cat', 'no-cat'), 'dog' for ['background',
+    'dog']. Letter case is ignored in this comparison only."""
+    if len(classes) != 2:
+        return None
+    first, second = classes
+    first_is_rest, second_is_rest = _is_rest(first, second), _is_rest(second, first)
+    if first_is_rest == second_is_rest:
+        return None
+    return second if first_is_rest else first
+
+
+def _is_rest(name, other):
+    name, other = name.casefold(), other.casefold()
+    return name in GENERIC_REST or any(name == prefix + other for prefix in NEGATING_PREFIXES)

@@ -196,8 +196,11 @@ def _clean(record, nul_separated):
 # ---------------------------------------------------------------- inputs
 
 
-def expand_inputs(arguments, stdin_stream=None, nul_separated=False):
+def expand_inputs(arguments, stdin_stream=None, nul_separated=False, check_width=None):
     """Arguments -> items to decode: (name, source) for images, or ready Decoded rows.
+
+    check_width(n_features, source), when given, raises LogregError for a feature file whose
+    rows do not fit the model: the file then fails as one input (one line), not row by row.
 
     A folder yields its image files (sorted, hidden ones left out); a feature file yields
     its rows as Decoded; "-" yields what stdin holds (see stdin_inputs), each path read
@@ -206,16 +209,16 @@ def expand_inputs(arguments, stdin_stream=None, nul_separated=False):
     """
     for argument in arguments:
         if argument != STDIN:
-            yield from path_items(argument)
+            yield from path_items(argument, check_width)
             continue
         for item in stdin_inputs(stdin_stream, nul_separated):
             if isinstance(item, (tuple, Decoded)):
                 yield item
             else:
-                yield from path_items(item)
+                yield from path_items(item, check_width)
 
 
-def path_items(path):
+def path_items(path, check_width=None):
     """One path -> its items: a folder's image files, a feature file's rows, or itself."""
     from .dataset import image_files, is_feature_file, lookup_cause
     from .names import shown
@@ -240,17 +243,19 @@ def path_items(path):
         for file in files:
             yield (str(file), str(file))
     elif is_features:
-        yield from feature_rows(path)
+        yield from feature_rows(path, check_width)
     else:
         yield (path, path)
 
 
-def feature_rows(path):
+def feature_rows(path, check_width=None):
     """Each row of a feature file as a ready Decoded named by its stored source path."""
     from .dataset import load_features
 
     try:
         features = load_features(path)
+        if check_width is not None:
+            check_width(features.X.shape[1], path)
     except LogregError as error:
         yield Decoded(str(path), error=error)
         return

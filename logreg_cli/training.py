@@ -91,11 +91,13 @@ def validation_mask(paths, y, fraction, root):
 
 
 def class_order(classes, positive, init_model):
-    """The class order of the model: --init's, or --positive last (binary), else sorted.
+    """The class order of the model: --init's, or --positive last (binary), or for two
+    classes of which one is the rest of the other (cat, non-cat) the other last
+    (names.default_positive), else sorted.
 
     Names are compared as names.class_name() reads them (--positive as typed, an older
     --init model's classes as stored)."""
-    from .names import class_name
+    from .names import class_name, default_positive
 
     typed, positive = positive, None if positive is None else class_name(positive)
     if init_model is not None:
@@ -107,6 +109,8 @@ def class_order(classes, positive, init_model):
             raise LogregError(f"--positive {typed!r} differs from the --init model's "
                               f"positive class {init_model.classes[-1]!r}")
         return init_classes
+    if positive is None:
+        positive = default_positive(classes)
     if positive is None:
         return list(classes)
     if len(classes) != 2:
@@ -401,7 +405,9 @@ def build_model(data, outcome, settings, version):
                  "skipped": data.skipped, "class_weights": data.class_weights},
         "method": fit.method,
         "epochs_run": fit.epochs_run,
-        "final_cost": fit.final_cost,
+        # the figures of the weights saved: with validation those of the kept epoch
+        "saved_epoch": fit.epochs_run if fit.best_epoch is None else fit.best_epoch,
+        "final_cost": saved_cost(data, fit, settings["l2"]),
         "train_accuracy": outcome.train_accuracy,
         "validation": None if data.validation is None else {
             "source": data.val_source,
@@ -417,6 +423,22 @@ def build_model(data, outcome, settings, version):
         "history": history,
     }
     return Model(fit.weights, fit.bias, data.classes, data.size, data.mean, data.scale, metadata)
+
+
+def saved_cost(data, fit, l2):
+    """The training cost (as the history records it: mean loss + L2) of the weights fit
+    returns, or None after no epoch. The history holds it for a kept or a stopped epoch;
+    after the last update it is computed from fit.train_scores (m x c, no pass over X)."""
+    if not fit.history:
+        return None
+    if fit.best is not None:
+        return fit.best.cost
+    if fit.epochs_run < len(fit.history):  # stopped before this epoch's update
+        return fit.history[fit.epochs_run].cost
+    cost, _ = core.cost_and_delta(fit.train_scores.astype(np.float64), data.y,
+                                  data.sample_weight)
+    weights = fit.weights.astype(np.float64)
+    return cost + core._l2_cost(l2, len(data.y), float(np.sum(weights * weights)))
 
 
 def recorded_options(settings, data):

@@ -11,8 +11,19 @@ from .names import shown
 
 
 def as_json(value):
-    """The JSON view of a report: indented, in key order."""
-    return json.dumps(value, indent=2)
+    """The JSON view of a report: indented, in key order, names as UTF-8 (see json_text)."""
+    return json_text(value, indent=2)
+
+
+def json_text(value, indent=None):
+    """value as JSON with non-ASCII characters as themselves (`Über`, not `\\u00dc`), but
+    each lone surrogate (an undecodable path byte, os.fsdecode's U+DCNN) as the escape
+    `\\udcNN`: no UTF-8 stream can carry it raw, and json.loads + os.fsencode give back the
+    bytes. A lone surrogate can only stand inside a JSON string, so escaping it there is exact."""
+    from .names import LONE_SURROGATE
+
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    return LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 # ---------------------------------------------------------------- train
@@ -31,10 +42,16 @@ def train_summary(metadata, model_path):
     elif validation and validation.get("early_stopped"):
         lines.append(f"early stop: no better validation cost for "
                      f"{epochs_run - validation['kept_epoch']} epochs")
+    saved = metadata.get("saved_epoch")
+    of_saved = "" if saved is None else f" (epoch {saved}, the weights saved)"
     lines.append(f"trained {epochs_run} epochs in {metadata['seconds']:.2f} s "
-                 f"({metadata['method']}); final cost {cost}")
+                 f"({metadata['method']}); final cost {cost}{of_saved}")
     lines.append(f"train accuracy {_percent(metadata['train_accuracy'])} "
                  f"({metadata['data']['images']} images)")
+    positive = (metadata.get("options") or {}).get("positive")
+    if positive is not None:
+        lines.append(f"positive class {positive} (the score, --threshold and explain are about "
+                     "it; --positive chooses another)")
     if validation:
         lines.append(f"validation accuracy {_percent(validation['accuracy'])} "
                      f"({validation['images']} images)")
@@ -44,6 +61,20 @@ def train_summary(metadata, model_path):
                          f"{validation['kept_val_cost']:.6f})")
     lines.append(f"model written to {model_path}")
     return lines
+
+
+def epoch_postfix(stats, decaying):
+    """The training bar's figures for one epoch (core.EpochStats), short enough that the bar
+    line (EPOCH_BAR_FORMAT, 5-digit epochs) fits an 80-column terminal: the cost, the
+    validation cost and accuracy, and the learning rate when it decays and there is room."""
+    text = f"cost {stats.cost:.4f}"
+    if stats.val_cost is not None:
+        return text + f" val {stats.val_cost:.4f} {100 * stats.val_accuracy:.0f}%"
+    return text + f" lr {stats.lr:.3g}" if decaying else text
+
+
+# The training bar without tqdm's epochs/s (the remaining time says it), to leave room.
+EPOCH_BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
 
 
 def _percent(value):
@@ -123,15 +154,13 @@ class PredictionWriter:
         return buffer.getvalue()
 
     def _json_line(self, path, proba, decision):
-        import json
-
         record = {"path": str(path)} if self.with_path else {}
         record.update(label=decision.label, probability=decision.probability,
                       probabilities=dict(zip(self.classes, map(float, proba))))
         if self.top_k > 1:
             top = [(decision.label, decision.probability)] + decision.ranked
             record["top"] = [{"label": label, "probability": p} for label, p in top]
-        return json.dumps(record) + "\n"
+        return json_text(record) + "\n"
 
 
 # ---------------------------------------------------------------- evaluate
@@ -182,28 +211,48 @@ def _binary_figures(result):
 
 
 def inspect_text(summary):
-    """The inspect report (explaining.model_summary) as aligned text."""
+    """The inspect report (explaining.model_summary) as aligned text, values as a person
+    reads them: percentages, `none`, seconds, and no JSON inside a line."""
     pairs = []
     for key in ("model", "format_version", "logreg_version", "created", "classes",
                 "positive_class", "size", "features", "scaling", "method", "epochs_run",
-                "final_cost", "best_cost", "train_accuracy"):
+                "saved_epoch", "final_cost", "best_cost", "train_accuracy"):
         if summary[key] is not None:
-            pairs.append((key, summary[key]))
+            pairs.append((key, _inspect_value(key, summary[key], summary)))
+    if summary.get("training_seconds") is not None:
+        pairs.append(("training_time", f"{summary['training_seconds']:.2f} s"))
+    if summary.get("interrupted") is not None:
+        by = summary.get("interrupted_by")
+        pairs.append(("interrupted", (f"yes, by {by}" if by else "yes")
+                      if summary["interrupted"] else "no"))
     for group, prefix in (("options", "option"), ("data", "data"), ("validation", "validation")):
-        pairs += [(f"{prefix} {key}", value) for key, value in (summary[group] or {}).items()]
+        pairs += [(f"{prefix} {key}", _inspect_value(key, value, summary))
+                  for key, value in (summary[group] or {}).items()]
     width = max(len(label) for label, _ in pairs)
     # shown(): a path that was not UTF-8 (or any lone surrogate in a hostile file's
     # metadata) must print as \xNN on a strict UTF-8 stdout, not raise UnicodeEncodeError
-    return "\n".join(shown(f"{label:<{width}}  {_text(value)}") for label, value in pairs)
+    return "\n".join(shown(f"{label:<{width}}  {value}") for label, value in pairs)
+
+
+def _inspect_value(key, value, summary):
+    if key == "final_cost" and summary.get("saved_epoch") is not None:
+        return f"{value} (epoch {summary['saved_epoch']}, the weights saved)"
+    if "accuracy" in key and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _percent(value)
+    return _text(value)
 
 
 def _text(value):
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, list):
-        return ", ".join(map(str, value))
+        return ", ".join(map(_text, value)) or "none"
     if isinstance(value, dict) and set(value) == {"value", "epoch"}:
         return f"{value['value']} (epoch {value['epoch']})"
     if isinstance(value, dict):
-        return json.dumps(value)
+        return ", ".join(f"{key} {_text(item)}" for key, item in value.items()) or "none"
     return str(value)
 
 
@@ -212,8 +261,14 @@ def _text(value):
 
 def explain_text(facts):
     """The explain report (Explanation.as_dict()) as text."""
-    scored = (f"{facts['class']} (the positive class: a binary model has one score z, "
-              "P = sigmoid(z))" if facts["binary"] else facts["class"])
+    scored = facts["class"]
+    if facts["binary"]:
+        positive, = (name for name in facts["probabilities"] if name != facts["class"]) \
+            if facts["negated"] else (facts["class"],)
+        scored += (" (the positive class: a binary model has one score z, P = sigmoid(z))"
+                   if not facts["negated"] else
+                   f" (the negative class of a binary model: z here is minus the score of "
+                   f"{positive}, P = sigmoid(z))")
     lines = [
         f"image        {facts['image']}",
         f"predicted    {facts['predicted']} ({facts['probabilities'][facts['predicted']]:.6f})",

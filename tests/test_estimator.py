@@ -184,7 +184,9 @@ def test_predictions_agree_with_logreg_train_and_predict(shared_data, tmp_path):
     train_npz, test_npz, model = tmp_path / "train.npz", tmp_path / "test.npz", tmp_path / "m.npz"
     run_cli("flatten", shared_data / "train", "-o", train_npz, "-q")
     run_cli("flatten", shared_data / "test", "-o", test_npz, "-q")
-    run_cli("train", train_npz, "-m", model, "-q")
+    # the estimator keeps scikit-learn's sorted classes_ (non-cat positive), not logreg
+    # train's cat-before-non-cat rule: --positive makes the two the same model
+    run_cli("train", train_npz, "-m", model, "-q", "--positive", "non-cat")
 
     train, test = load_features(train_npz), load_features(test_npz)
     estimator = LogisticRegressionGD().fit(scale_pixels(np.asarray(train.X)),

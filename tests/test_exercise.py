@@ -53,6 +53,7 @@ def test_cli_reproduces_the_exercise(shared_data, tmp_path):
     report = json.loads(result.stdout)
     assert (report["correct"], report["images"]) == (35, 50)
     assert report["accuracy"] == 0.7
+    assert report["positive_class"] == "cat"  # as in the exercise (label 1 = cat)
 
 
 def test_plain_core_reproduces_the_exercise(shared_data):

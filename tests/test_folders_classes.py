@@ -98,8 +98,8 @@ def test_strict_refuses_a_class_folder_without_images(with_empty_classes, tmp_pa
     for command, target in (("train", "-m"), ("flatten", "-o")):
         result = run(command, data, target, tmp_path / "out.npz", "--size", "8x8", "--strict")
         assert result.exit_code == 2
-        assert result.stderr == (f"Error: {data / 'bird'}: holds no images; class 'bird' "
-                                 "left out\n")
+        assert result.stderr == (f"Error: {data / 'bird'}: holds no images; --strict stopped "
+                                 "the run\n")
         assert not (tmp_path / "out.npz").exists()
 
 
@@ -377,7 +377,7 @@ def test_training_on_a_feature_file_leaves_its_empty_classes_out(tmp_path):
     assert load_model(model).classes == ["blue", "red"]
     strict = run("train", features, "-m", tmp_path / "strict.npz", "--strict")
     assert strict.exit_code == 2
-    assert strict.stderr == f"Error: {features}: holds no images; class 'bird' left out\n"
+    assert strict.stderr == f"Error: {features}: holds no images; --strict stopped the run\n"
     assert not (tmp_path / "strict.npz").exists()
 
 

@@ -159,7 +159,7 @@ def test_evaluate_a_feature_file_holding_a_class_without_rows(tmp_path):
             json.loads(result.stdout)["per_class"].items()} == {"blue": 2, "red": 2}
     strict = run("evaluate", old, "-m", model, "--strict")
     assert strict.exit_code == 2
-    assert strict.stderr == f"Error: {old}: holds no images; class 'bird' left out\n"
+    assert strict.stderr == f"Error: {old}: holds no images; --strict stopped the run\n"
     unknown = tmp_path / "unknown.npz"
     save_features(Dataset(X, np.array([0, 1, 1, 2]), ["bird", "blue", "red"],
                           ["a.png", "b.png", "c.png", "d.png"], (8, 8)), unknown)
