@@ -285,6 +285,7 @@ def read_npy_header(member, version, name):
         with warnings.catch_warnings():  # an escape such as '\\ ' in a hostile header warns
             warnings.simplefilter("error", SyntaxWarning)  # (SyntaxWarning from Python 3.12)
             warnings.simplefilter("error", DeprecationWarning)
+            warnings.simplefilter("ignore", UserWarning)  # numpy: "created on Python 2"
             return readers[version](member)
     except (ValueError, SyntaxError, TypeError, tokenize.TokenError, SyntaxWarning,
             DeprecationWarning) as error:

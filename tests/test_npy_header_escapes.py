@@ -28,3 +28,14 @@ def test_an_invalid_escape_in_a_header_is_refused_without_a_warning(header):
         with pytest.raises(ModelFileError, match="w.npy has a damaged array header"):
             read_npy_header(member, (1, 0), "w.npy")
     assert [str(warning.message) for warning in caught] == []
+
+
+def test_a_python_2_style_header_is_read_without_numpys_warning():
+    """numpy re-parses a header with `2L` in it and warns ("created on Python 2") on stderr."""
+    member = npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2L,), }")
+    np.lib.format.read_magic(member)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        shape, _, dtype = read_npy_header(member, (1, 0), "w.npy")
+    assert (shape, dtype) == ((2,), np.dtype("<f4"))
+    assert [str(warning.message) for warning in caught] == []
