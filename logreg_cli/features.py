@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .core import KERNEL_BYTES
 from .errors import DataError
 
 # In memory when float32 X (times this, plus the overhead below) fits in the free memory.
@@ -74,27 +75,31 @@ def feature_extremes(n, mean=None, scale=None):
 
 
 class RowBlocks:
-    """Float32 features of rows of a uint8 matrix that need not fit in memory.
+    """Float32 features of rows of a uint8 matrix, converted a block at a time.
 
-    source: m_all x n uint8, typically memory-mapped from a feature file; rows: sorted
-    indices of the rows used (None: all), so a training set and a validation set can share
-    one file; mean/scale as in scale_pixels. Rows are converted one block (about
-    block_bytes of float32) at a time. release(), if given, is called after each block so
-    the owner of the mapping can drop the file pages already read (keeps the RSS bounded).
+    source: m_all x n uint8, in memory or on disk (FileRows); rows: sorted indices of the
+    rows used (None: all), so a training set and a validation set can share one source;
+    mean/scale as in scale_pixels. Rows are converted one block (about block_bytes of
+    float32) at a time. in_memory: the source is an array in memory (X kept as uint8, 4x
+    smaller than float32) rather than rows streamed from disk. release(), if given, is
+    called after each block so the owner of a file can drop the pages already read (keeps
+    the RSS bounded).
     """
 
     dtype = np.dtype(np.float32)
 
-    def __init__(self, source, rows=None, mean=None, scale=None, block_bytes=32 << 20,
-                 release=None):
+    def __init__(self, source, rows=None, mean=None, scale=None, block_bytes=KERNEL_BYTES,
+                 release=None, in_memory=False):
         self.source = source
         self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
         self.mean = mean
         self.scale = scale
+        self.in_memory = in_memory
         self.release = release or (lambda: None)
         n = source.shape[1]
         self.block_rows = max(1, block_bytes // (4 * max(n, 1)))
         self._touched = 0
+        self._buffer = None
 
     @property
     def shape(self):
@@ -113,10 +118,26 @@ class RowBlocks:
             yield start, self.uint8_block(start, min(start + self.block_rows, m))
             self.release()
 
-    def blocks(self):
-        """Yield (start, float32 block of about block_bytes) over the rows in order."""
+    def blocks(self, reuse=False):
+        """Yield (start, float32 block of about block_bytes) over the rows in order.
+
+        reuse=True converts every block into one buffer kept by this object (no allocation
+        per block): each block is then only valid until the next one is asked for.
+        """
         for start, block in self.uint8_blocks():
-            yield start, scale_pixels(block, self.mean, self.scale)
+            out = None
+            if reuse:
+                if self._buffer is None:
+                    self._buffer = np.empty((self.block_rows, self.shape[1]), np.float32)
+                out = self._buffer[: len(block)]
+            yield start, scale_pixels(block, self.mean, self.scale, out=out)
+
+    def to_array(self):
+        """All the rows as one m x n float32 array (for the Gram space, which needs X whole)."""
+        out = np.empty(self.shape, dtype=np.float32)
+        for start, block in self.uint8_blocks():
+            scale_pixels(block, self.mean, self.scale, out=out[start : start + len(block)])
+        return out
 
     def take(self, local_rows):
         """Float32 features of the given (sorted) row positions, e.g. one mini-batch."""

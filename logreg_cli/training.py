@@ -16,7 +16,7 @@ import numpy as np
 from . import core
 from .errors import DataError, LogregError
 from .features import RowBlocks, choose_streaming, feature_extremes, open_feature_file
-from .features import scale_pixels, standardizer
+from .features import standardizer
 from .options import DEFAULT_SIZE
 
 
@@ -284,19 +284,16 @@ def _arrays_source(data, settings, size):
 
 
 def _features(X_uint8, rows, mean, scale, streamed):
-    """Selected rows of uint8 X (array or FileRows) -> RowBlocks (streamed) or an m x n
-    float32 array, built one block at a time so that no second full-size copy exists."""
+    """Selected rows of uint8 X (array or FileRows) -> a RowBlocks the core converts a few
+    MB at a time: streamed from the file, or with the rows read into memory as uint8 (never
+    a float32 copy of X: the fused kernel converts each block as it uses it)."""
     if X_uint8.dtype.kind == "f":  # features already scaled (arrays given to api.train)
         return np.asarray(X_uint8 if rows is None else X_uint8[rows], dtype=np.float32)
-    blocks = RowBlocks(X_uint8, rows, mean, scale)
     if streamed:
-        return blocks
-    if rows is None and isinstance(X_uint8, np.ndarray):
-        return scale_pixels(X_uint8, mean, scale)
-    out = np.empty(blocks.shape, dtype=np.float32)
-    for start, block in blocks.uint8_blocks():
-        scale_pixels(block, mean, scale, out=out[start : start + len(block)])
-    return out
+        return RowBlocks(X_uint8, rows, mean, scale)
+    if rows is not None or not isinstance(X_uint8, np.ndarray):
+        X_uint8 = X_uint8[:] if rows is None else X_uint8[rows]  # a slice: one read
+    return RowBlocks(X_uint8, None, mean, scale, in_memory=True)
 
 
 def _validation(X, y, data):
