@@ -221,6 +221,7 @@ class TrainConfig:
     seed: int = default("seed")
     method: str = "auto"  # "auto", "plain" or "gram" (full batch only)
     early_stop: int | None = default("early_stop")  # epochs without a better val cost
+    threads: int = 1  # of the fused kernel, in memory (threads.choose_threads)
 
     def validate(self):
         """Raise OptionError (a LogregError) naming the first option out of its declared
@@ -516,25 +517,64 @@ def _l2_cost(l2, m, squared_norm):
     return 0.5 * l2 / m * squared_norm
 
 
-def fused_gradient(X, W32, b, y, sample_weight=None):
+def fused_gradient(X, W32, b, y, sample_weight=None, threads=1):
     """One pass of the fused kernel over the rows of X, a few MB of rows at a time.
 
     X: m x n float32, or a RowBlocks of uint8 rows (in memory or streamed), whose blocks
-    are converted into one reused float32 buffer; W32: n x c float32; b: c float64; y: m
+    are converted into a reused float32 buffer; W32: n x c float32; b: c float64; y: m
     ints; sample_weight: m floats or None. Each block gives z = X_b W + b, dZ (the stable
     cost_and_delta) and X_b^T dZ while its rows are still in cache, so X is read once per
-    epoch and never converted whole. Returns (sum of the per-image losses, X^T dZ as n x c
-    float64, column sums of dZ as c float64); the per-block sums are accumulated in float64.
+    epoch and never converted whole. threads > 1 (X in memory only) computes blocks in
+    that many threads, each with its own buffer; the block results are added in block
+    order either way, so the sums are the same, bit for bit, for any number of threads.
+    Returns (sum of the per-image losses, X^T dZ as n x c float64, column sums of dZ as c
+    float64); the per-block sums are accumulated in float64.
     """
-    total_cost, grad_W, grad_b = 0.0, np.zeros(W32.shape), np.zeros(len(b))
-    for start, block in kernel_blocks(X):
-        rows = slice(start, start + len(block))
+    def block_gradient(block, rows):
         weights = None if sample_weight is None else sample_weight[rows]
         cost, dZ = cost_and_delta((block @ W32).astype(np.float64) + b, y[rows], weights)
-        total_cost += cost * len(block)
-        grad_W += block.T @ dZ.astype(np.float32)
-        grad_b += dZ.sum(axis=0)
+        return cost * len(block), block.T @ dZ.astype(np.float32), dZ.sum(axis=0)
+
+    if threads > 1 and not is_streamed(X):
+        parts = _parallel_blocks(X, block_gradient, threads)
+    else:
+        parts = (block_gradient(block, slice(start, start + len(block)))
+                 for start, block in kernel_blocks(X))
+    total_cost, grad_W, grad_b = 0.0, np.zeros(W32.shape), np.zeros(len(b))
+    for cost, block_grad_W, block_grad_b in parts:
+        total_cost += cost
+        grad_W += block_grad_W
+        grad_b += block_grad_b
     return total_cost, grad_W, grad_b
+
+
+def _parallel_blocks(X, function, threads):
+    """function(float32 block, rows slice) of every kernel block of in-memory X, computed in
+    `threads` threads (numpy and BLAS release the GIL), yielded in block order; at most
+    2 x threads results wait at a time."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    m = X.shape[0]
+    step = X.block_rows if is_rows(X) else _kernel_rows(X.shape[1])
+    local = threading.local()
+
+    def run(start):
+        rows = slice(start, min(start + step, m))
+        if not is_rows(X):
+            return function(X[rows], rows)
+        if getattr(local, "buffer", None) is None:
+            local.buffer = np.empty((step, X.shape[1]), dtype=np.float32)
+        return function(X.convert(rows.start, rows.stop, local.buffer), rows)
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="logreg-kernel") as pool:
+        pending = []
+        for start in range(0, m, step):
+            pending.append(pool.submit(run, start))
+            if len(pending) >= 2 * threads:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
 
 
 def _full_batch_descent(X, y, W, b, config, sample_weight, record, validation, extremes):
@@ -548,7 +588,7 @@ def _full_batch_descent(X, y, W, b, config, sample_weight, record, validation, e
     X_val = None if validation is None else validation.X
     for epoch, lr in enumerate(config.learning_rates()):
         W32 = W.astype(np.float32)
-        total_cost, grad_W, grad_b = fused_gradient(X, W32, b, y, sample_weight)
+        total_cost, grad_W, grad_b = fused_gradient(X, W32, b, y, sample_weight, config.threads)
         cost = total_cost / m + _l2_cost(config.l2, m, np.sum(W * W))
         if record(epoch, lr, cost, largest_score(W, b, extremes), lambda: scores(X_val, W32, b),
                   lambda: _frozen(W, b)):
@@ -807,7 +847,12 @@ def kernel_blocks(X):
     RowBlocks: its blocks, converted into one reused buffer, valid until the next)."""
     if is_rows(X):
         return X.blocks(reuse=True)
-    return _row_chunks(X, max(1, KERNEL_BYTES // (4 * max(X.shape[1], 1))))
+    return _row_chunks(X, _kernel_rows(X.shape[1]))
+
+
+def _kernel_rows(n):
+    """Rows of n features in a float32 block of about KERNEL_BYTES."""
+    return max(1, KERNEL_BYTES // (4 * max(n, 1)))
 
 
 def _row_chunks(X, block_rows):

@@ -134,6 +134,12 @@ class RowBlocks:
                 out = self._buffer[: len(block)]
             yield start, scale_pixels(block, self.mean, self.scale, out=out)
 
+    def convert(self, start, stop, out):
+        """Rows start..stop (local positions) as float32 features written into out (at least
+        stop - start rows); returns that part of out. For blocks in several threads."""
+        return scale_pixels(self.uint8_block(start, stop), self.mean, self.scale,
+                            out=out[: stop - start])
+
     def to_array(self):
         """All the rows as one m x n float32 array (for the Gram space, which needs X whole)."""
         out = np.empty(self.shape, dtype=np.float32)
