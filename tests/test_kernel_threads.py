@@ -9,7 +9,7 @@ import pytest
 
 from logreg_cli import api, core, training
 from logreg_cli.features import RowBlocks, scale_pixels
-from logreg_cli.threads import choose_threads
+from logreg_cli.threads import choose_threads, usable_cores
 
 from tiny_models import subprocess_env
 
@@ -72,15 +72,10 @@ def test_training_runs_the_kernel_with_the_chosen_threads(monkeypatch):
     monkeypatch.setattr("logreg_cli.threads.LARGE_KERNEL", 600 * 48)
     X = np.random.default_rng(0).integers(0, 256, (600, 48), dtype=np.uint8)
     data = (X, np.arange(600) % 2, ["a", "b"])
-    for jobs, expected in ((None, min(2, training_cores())), (1, 1)):
+    for jobs, expected in ((None, usable_cores()), (1, 1)):
         seen.clear()
         api.train(data, size=(4, 4), epochs=3, jobs=jobs)
         assert seen == [expected] * 3
-
-
-def training_cores():
-    from logreg_cli.threads import usable_cores
-    return usable_cores()
 
 
 BLAS_THREADS_DURING_TRAINING = """
@@ -102,7 +97,7 @@ print(json.dumps({"during": seen, "after": after}))
 """
 
 
-@pytest.mark.skipif(training_cores() < 2, reason="needs 2 cores")
+@pytest.mark.skipif(usable_cores() < 2, reason="needs 2 cores")
 @pytest.mark.parametrize("m, n, batch, jobs, during", [
     (209, 12288, None, None, 1),  # the exercise's size: one thread
     (2000, 12288, 1024, None, 2),  # 1024 x 12288 products: both cores
