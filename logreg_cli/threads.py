@@ -28,19 +28,7 @@ def usable_cores():
         return max(1, os.cpu_count() or 1)
 
 
-def free_cores(cores, load=None):
-    """Cores not busy with other work: cores - the 1-minute load average + 1 (this process
-    counts as one), between 1 and cores. BLAS threads on a busy core spin-wait for a turn:
-    with the load at 7 on 2 cores, 2 BLAS threads made batches of 1024 x 12288 4x slower."""
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):
-            load = 0.0
-    return max(1, min(cores, int(cores - load + 1)))
-
-
-def choose_threads(m, n, c, config, streamed=False, jobs=None, cores=None, load=None):
+def choose_threads(m, n, c, config, streamed=False, jobs=None, cores=None):
     """(BLAS threads, kernel threads) for training on m x n X with c outputs.
 
     The largest product of an epoch: one kernel block (rows of about core.KERNEL_BYTES)
@@ -48,9 +36,10 @@ def choose_threads(m, n, c, config, streamed=False, jobs=None, cores=None, load=
     space. Below LARGE_PRODUCT it runs on one BLAS thread. The fused kernel runs its blocks
     in threads (each product then on one BLAS thread) when X is in memory, full batch, on
     the plain method, and has at least LARGE_KERNEL pixels (its threads wait without
-    spinning, so they run even on a busy machine). BLAS threads are also capped by the
-    cores other work leaves free (free_cores of the load average, or of `load`). jobs
-    (--jobs) caps both. cores: the usable cores (default: this process's).
+    spinning, so they run even on a busy machine). jobs (--jobs) caps both. cores: the
+    usable cores (default: this process's). The BLAS thread count can change the float32
+    sums of a product, so it depends only on the problem, jobs and the cores, never on the
+    machine's load: the same command on the same machine gives the same weights.
     """
     cores = cores or usable_cores()
     limit = min(cores, jobs or cores)
@@ -63,7 +52,7 @@ def choose_threads(m, n, c, config, streamed=False, jobs=None, cores=None, load=
     else:
         product = config.batch_size * n * c
     kernel = limit if method == "plain" and full_batch and m * n >= LARGE_KERNEL else 1
-    blas = 1 if product < LARGE_PRODUCT or kernel > 1 else min(limit, free_cores(cores, load))
+    blas = 1 if product < LARGE_PRODUCT or kernel > 1 else limit
     return blas, kernel
 
 

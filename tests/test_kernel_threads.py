@@ -30,19 +30,10 @@ EXERCISE = (209, 64 * 64 * 3)
 ])
 def test_threads_fit_the_problem(case, m, n, c, options, streamed, jobs, expected):
     config = core.TrainConfig(**options)
-    assert choose_threads(m, n, c, config, streamed, jobs, cores=2, load=0.0) == expected, case
+    assert choose_threads(m, n, c, config, streamed, jobs, cores=2) == expected, case
     if jobs is None:  # more cores than jobs: jobs caps them; fewer: the cores do
-        assert max(choose_threads(m, n, c, config, streamed, 3, cores=8, load=0.0)) <= 3
-        assert max(choose_threads(m, n, c, config, streamed, 8, cores=2, load=0.0)) <= 2
-    # a busy machine (load 7 on 2 cores): one BLAS thread; the kernel's threads stay
-    busy = choose_threads(m, n, c, config, streamed, jobs, cores=2, load=7.0)
-    assert busy == (1, expected[1]), case
-
-
-@pytest.mark.parametrize("load, free", [(0.0, 4), (1.0, 4), (2.2, 2), (3.5, 1), (9.0, 1)])
-def test_free_cores_leave_out_the_busy_ones(load, free):
-    from logreg_cli.threads import free_cores
-    assert free_cores(4, load) == free
+        assert max(choose_threads(m, n, c, config, streamed, 3, cores=8)) <= 3
+        assert max(choose_threads(m, n, c, config, streamed, 8, cores=2)) <= 2
 
 
 @pytest.mark.parametrize("uint8", [False, True])
@@ -79,11 +70,10 @@ def test_training_runs_the_kernel_with_the_chosen_threads(monkeypatch):
 
 
 BLAS_THREADS_DURING_TRAINING = """
-import json, os, sys
+import json, sys
 import numpy as np
 from threadpoolctl import threadpool_info
 from logreg_cli import api
-os.getloadavg = lambda: (0.0, 0.0, 0.0)  # an idle machine, whatever runs beside the test
 m, n, batch, jobs = (int(v) if v != "None" else None for v in sys.argv[1:])
 side = int((n // 3) ** 0.5)
 X = np.random.default_rng(0).integers(0, 256, (m, n), dtype=np.uint8)
