@@ -74,7 +74,8 @@ def train(data, *, on_epoch=None, on_warning=None, jobs=None, strict=False, **op
         Called with each skipped file's ImageError (unreadable image, stray file, class left
         out); by default they are skipped silently.
     jobs : int, optional
-        Images decoded in parallel (default: all cores).
+        Images decoded in parallel, and the most threads training uses (default: all
+        cores; small problems train on one thread whatever jobs says).
     strict : bool
         Raise the first skipped file's ImageError instead of skipping it.
 
@@ -106,6 +107,7 @@ def train(data, *, on_epoch=None, on_warning=None, jobs=None, strict=False, **op
         check("jobs", jobs)
     prepared = prepare(data, settings, folder_loader(jobs, strict, on_warning),
                        on_left_out=skipper(strict, on_warning))
+    prepared.jobs = jobs
     return fit(prepared, settings, on_epoch)
 
 

@@ -466,6 +466,7 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
         return load_dataset(path, size, quiet, strict, jobs, classes=classes)
 
     prepared = api.prepare(data, settings, load_folder, on_left_out=api.skipper(strict, warn_error))
+    prepared.jobs = jobs
     if rates is not None:
         return compare_rates(prepared, settings, rates, model_path, plot, quiet, history)
 

@@ -2,8 +2,10 @@
 
 The maths only: activations, the stable cost, gradients, schedules, the primal and dual
 (Gram) descent loops. numpy only; no files, no pixels, no printing: X is float32 features,
-in memory or streamed rows (RowBlocks: any object with shape, blocks() and take(rows), as
-features.RowBlocks), and features.py turns pixels into features.
+in memory, or rows converted a block at a time from uint8 pixels (RowBlocks: any object
+with shape, in_memory, blocks(reuse) and take(rows), as features.RowBlocks), in memory or
+streamed from disk; features.py turns pixels into features. fused_gradient is the one
+kernel of a full-batch epoch over either.
 Shapes: X is m x n (one image per row, float32),
 y holds m class indices, W is n x c and b has c entries, where c = 1 for two classes
 (one sigmoid, as in the classic exercise) and c = k for k > 2 classes (softmax).
@@ -219,6 +221,7 @@ class TrainConfig:
     seed: int = default("seed")
     method: str = "auto"  # "auto", "plain" or "gram" (full batch only)
     early_stop: int | None = default("early_stop")  # epochs without a better val cost
+    threads: int = 1  # of the fused kernel, in memory (threads.choose_threads)
 
     def validate(self):
         """Raise OptionError (a LogregError) naming the first option out of its declared
@@ -316,7 +319,7 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
         raise LogregError("--early-stop needs validation data (--val-split or --val)")
     m, n = X.shape
     streamed = is_streamed(X)
-    if not streamed and X.dtype != np.float32:
+    if not is_rows(X) and X.dtype != np.float32:
         raise LogregError(f"features must be float32, got {X.dtype}")
     y = np.asarray(y, dtype=np.int64)
     c = n_outputs(n_classes)
@@ -336,6 +339,10 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     extremes = np.asarray(extremes, dtype=np.float64)
     diverged = _divergence_at(config, m, (W0.copy(), b0.copy()), extremes, sample_weight)
     method = choose_method(m, n, c, config, streamed)
+    if method == "gram":  # the m x m Gram space reads X whole, as float32 (m < n there)
+        X = _whole(X)
+        if validation is not None:
+            validation = Validation(_whole(validation.X), validation.y, validation.sample_weight)
     full_batch = config.batch_size is None or config.batch_size >= m
     if method == "gram":
         plain_binary = c == 1 and not config.l2 and sample_weight is None and validation is None
@@ -510,25 +517,78 @@ def _l2_cost(l2, m, squared_norm):
     return 0.5 * l2 / m * squared_norm
 
 
-def _full_batch_descent(X, y, W, b, config, sample_weight, record, validation, extremes):
-    """Full-batch descent: per epoch one pass X W and one pass X^T dZ (float32).
+def fused_gradient(X, W32, b, y, sample_weight=None, threads=1):
+    """One pass of the fused kernel over the rows of X, a few MB of rows at a time.
 
-    X is in memory (one block) or a RowBlocks (streamed: each block gives its rows' cost
-    and its share of X^T dZ). W and b are kept in float64 (they are small), so rounding
+    X: m x n float32, or a RowBlocks of uint8 rows (in memory or streamed), whose blocks
+    are converted into a reused float32 buffer; W32: n x c float32; b: c float64; y: m
+    ints; sample_weight: m floats or None. Each block gives z = X_b W + b, dZ (the stable
+    cost_and_delta) and X_b^T dZ while its rows are still in cache, so X is read once per
+    epoch and never converted whole. threads > 1 (X in memory only) computes blocks in
+    that many threads, each with its own buffer; the block results are added in block
+    order either way, so the sums are the same, bit for bit, for any number of threads.
+    Returns (sum of the per-image losses, X^T dZ as n x c float64, column sums of dZ as c
+    float64); the per-block sums are accumulated in float64.
+    """
+    def block_gradient(block, rows):
+        weights = None if sample_weight is None else sample_weight[rows]
+        cost, dZ = cost_and_delta((block @ W32).astype(np.float64) + b, y[rows], weights)
+        return cost * len(block), block.T @ dZ.astype(np.float32), dZ.sum(axis=0)
+
+    if threads > 1 and not is_streamed(X):
+        parts = _parallel_blocks(X, block_gradient, threads)
+    else:
+        parts = (block_gradient(block, slice(start, start + len(block)))
+                 for start, block in kernel_blocks(X))
+    total_cost, grad_W, grad_b = 0.0, np.zeros(W32.shape), np.zeros(len(b))
+    for cost, block_grad_W, block_grad_b in parts:
+        total_cost += cost
+        grad_W += block_grad_W
+        grad_b += block_grad_b
+    return total_cost, grad_W, grad_b
+
+
+def _parallel_blocks(X, function, threads):
+    """function(float32 block, rows slice) of every kernel block of in-memory X, computed in
+    `threads` threads (numpy and BLAS release the GIL), yielded in block order; at most
+    2 x threads results wait at a time."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    m = X.shape[0]
+    step = X.block_rows if is_rows(X) else _kernel_rows(X.shape[1])
+    local = threading.local()
+
+    def run(start):
+        rows = slice(start, min(start + step, m))
+        if not is_rows(X):
+            return function(X[rows], rows)
+        if getattr(local, "buffer", None) is None:
+            local.buffer = np.empty((step, X.shape[1]), dtype=np.float32)
+        return function(X.convert(rows.start, rows.stop, local.buffer), rows)
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="logreg-kernel") as pool:
+        pending = []
+        for start in range(0, m, step):
+            pending.append(pool.submit(run, start))
+            if len(pending) >= 2 * threads:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
+
+
+def _full_batch_descent(X, y, W, b, config, sample_weight, record, validation, extremes):
+    """Full-batch descent: per epoch one pass of the fused kernel (fused_gradient).
+
+    X is float32 in memory or a RowBlocks (uint8 rows in memory or streamed): either way
+    each block of rows gives its rows' cost and its share of X^T dZ. W and b are kept in float64 (they are small), so rounding
     does not accumulate in them.
     """
     m = X.shape[0]
     X_val = None if validation is None else validation.X
     for epoch, lr in enumerate(config.learning_rates()):
         W32 = W.astype(np.float32)
-        total_cost, grad_W, grad_b = 0.0, np.zeros_like(W), np.zeros_like(b)
-        for start, block in row_blocks(X):
-            rows = slice(start, start + len(block))
-            weights = None if sample_weight is None else sample_weight[rows]
-            cost, dZ = cost_and_delta((block @ W32).astype(np.float64) + b, y[rows], weights)
-            total_cost += cost * len(block)
-            grad_W += (block.T @ dZ.astype(np.float32)).astype(np.float64)
-            grad_b += dZ.sum(axis=0)
+        total_cost, grad_W, grad_b = fused_gradient(X, W32, b, y, sample_weight, config.threads)
         cost = total_cost / m + _l2_cost(config.l2, m, np.sum(W * W))
         if record(epoch, lr, cost, largest_score(W, b, extremes), lambda: scores(X_val, W32, b),
                   lambda: _frozen(W, b)):
@@ -760,29 +820,58 @@ def _binary_gram_descent(X, y, W0, b0, config, sample_weight, record, validation
 # ---------------------------------------------------------------- row access
 
 
-def is_streamed(X):
-    """True when X is not an array in memory but streamed rows (features.RowBlocks: shape,
-    blocks() and take(rows)), read one block at a time."""
+# Rows the fused kernel converts and uses at a time: a float32 block of this size stays in
+# a core's cache between X_b W and X_b^T dZ (features.RowBlocks uses the same size, so
+# float32 X, uint8 X in memory and streamed X give the same sums, bit for bit).
+KERNEL_BYTES = 4 << 20
+
+
+def is_rows(X):
+    """True when X is not a float32 array but rows converted block by block from pixels
+    (features.RowBlocks: shape, in_memory, blocks(reuse) and take(rows))."""
     return not isinstance(X, np.ndarray)
+
+
+def is_streamed(X):
+    """True when X is rows read from disk one block at a time (a RowBlocks not in memory)."""
+    return is_rows(X) and not X.in_memory
+
+
+def _whole(X):
+    """X as one m x n float32 array (a RowBlocks is converted whole)."""
+    return X.to_array() if is_rows(X) else X
+
+
+def kernel_blocks(X):
+    """(start, float32 block of about KERNEL_BYTES) over the rows of X (float32 array: views;
+    RowBlocks: its blocks, converted into one reused buffer, valid until the next)."""
+    if is_rows(X):
+        return X.blocks(reuse=True)
+    return _row_chunks(X, _kernel_rows(X.shape[1]))
+
+
+def _kernel_rows(n):
+    """Rows of n features in a float32 block of about KERNEL_BYTES."""
+    return max(1, KERNEL_BYTES // (4 * max(n, 1)))
 
 
 def _row_chunks(X, block_rows):
     """(start, float32 block) over the rows of X, at most block_rows rows at a time for an
     in-memory X (so that a temporary made of a block stays small)."""
-    if is_streamed(X):
-        return X.blocks()
+    if is_rows(X):
+        return X.blocks(reuse=True)
     return ((start, X[start : start + block_rows]) for start in range(0, X.shape[0], block_rows))
 
 
 def row_blocks(X):
-    """(start, float32 block) over the rows of X: the whole array at once when it is in
-    memory, blocks of about 32 MB when it is a RowBlocks."""
-    return X.blocks() if is_streamed(X) else [(0, X)]
+    """(start, float32 block) over the rows of X: the whole array at once when it is a
+    float32 array, the RowBlocks' blocks (one reused buffer) otherwise."""
+    return X.blocks(reuse=True) if is_rows(X) else [(0, X)]
 
 
 def take_rows(X, rows):
     """Rows of X (in-memory float32 or RowBlocks) as an in-memory float32 array."""
-    return X.take(rows) if is_streamed(X) else X[rows]
+    return X.take(rows) if is_rows(X) else X[rows]
 
 
 # ---------------------------------------------------------------- prediction

@@ -7,15 +7,18 @@ numpy only; no click, no printing.
 """
 
 import os
+import resource
 import weakref
 from pathlib import Path
 
 import numpy as np
 
+from .core import KERNEL_BYTES
 from .errors import DataError
 
-# In memory when float32 X (times this, plus the overhead below) fits in the free memory.
-MEMORY_FACTOR = 1.3
+# In memory when uint8 X (times this, plus the overhead below) fits in the memory the
+# process may use; the fused kernel never makes a float32 copy of X.
+MEMORY_FACTOR = 1.1
 MEMORY_OVERHEAD = 150 << 20
 
 
@@ -74,27 +77,31 @@ def feature_extremes(n, mean=None, scale=None):
 
 
 class RowBlocks:
-    """Float32 features of rows of a uint8 matrix that need not fit in memory.
+    """Float32 features of rows of a uint8 matrix, converted a block at a time.
 
-    source: m_all x n uint8, typically memory-mapped from a feature file; rows: sorted
-    indices of the rows used (None: all), so a training set and a validation set can share
-    one file; mean/scale as in scale_pixels. Rows are converted one block (about
-    block_bytes of float32) at a time. release(), if given, is called after each block so
-    the owner of the mapping can drop the file pages already read (keeps the RSS bounded).
+    source: m_all x n uint8, in memory or on disk (FileRows); rows: sorted indices of the
+    rows used (None: all), so a training set and a validation set can share one source;
+    mean/scale as in scale_pixels. Rows are converted one block (about block_bytes of
+    float32) at a time. in_memory: the source is an array in memory (X kept as uint8, 4x
+    smaller than float32) rather than rows streamed from disk. release(), if given, is
+    called after each block so the owner of a file can drop the pages already read (keeps
+    the RSS bounded).
     """
 
     dtype = np.dtype(np.float32)
 
-    def __init__(self, source, rows=None, mean=None, scale=None, block_bytes=32 << 20,
-                 release=None):
+    def __init__(self, source, rows=None, mean=None, scale=None, block_bytes=KERNEL_BYTES,
+                 release=None, in_memory=False):
         self.source = source
         self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
         self.mean = mean
         self.scale = scale
+        self.in_memory = in_memory
         self.release = release or (lambda: None)
         n = source.shape[1]
         self.block_rows = max(1, block_bytes // (4 * max(n, 1)))
         self._touched = 0
+        self._buffer = None
 
     @property
     def shape(self):
@@ -113,10 +120,32 @@ class RowBlocks:
             yield start, self.uint8_block(start, min(start + self.block_rows, m))
             self.release()
 
-    def blocks(self):
-        """Yield (start, float32 block of about block_bytes) over the rows in order."""
+    def blocks(self, reuse=False):
+        """Yield (start, float32 block of about block_bytes) over the rows in order.
+
+        reuse=True converts every block into one buffer kept by this object (no allocation
+        per block): each block is then only valid until the next one is asked for.
+        """
         for start, block in self.uint8_blocks():
-            yield start, scale_pixels(block, self.mean, self.scale)
+            out = None
+            if reuse:
+                if self._buffer is None:
+                    self._buffer = np.empty((self.block_rows, self.shape[1]), np.float32)
+                out = self._buffer[: len(block)]
+            yield start, scale_pixels(block, self.mean, self.scale, out=out)
+
+    def convert(self, start, stop, out):
+        """Rows start..stop (local positions) as float32 features written into out (at least
+        stop - start rows); returns that part of out. For blocks in several threads."""
+        return scale_pixels(self.uint8_block(start, stop), self.mean, self.scale,
+                            out=out[: stop - start])
+
+    def to_array(self):
+        """All the rows as one m x n float32 array (for the Gram space, which needs X whole)."""
+        out = np.empty(self.shape, dtype=np.float32)
+        for start, block in self.uint8_blocks():
+            scale_pixels(block, self.mean, self.scale, out=out[start : start + len(block)])
+        return out
 
     def take(self, local_rows):
         """Float32 features of the given (sorted) row positions, e.g. one mini-batch."""
@@ -213,14 +242,25 @@ def open_feature_file(path):
                        data.metadata)
 
 
-def available_memory():
-    """Bytes of memory available to a new allocation (MemAvailable), or None if unknown."""
+def available_memory(meminfo="/proc/meminfo", cgroup_root="/sys/fs/cgroup",
+                     self_cgroup="/proc/self/cgroup", self_status="/proc/self/status"):
+    """Bytes this process may still allocate, or None if unknown: the least of the free
+    memory (MemAvailable), the room left under its cgroup's memory limit (v2 memory.max,
+    v1 memory.limit_in_bytes) and the room left under RLIMIT_AS (address space). The paths
+    are parameters so that tests can fake each source."""
+    rooms = [_mem_available(meminfo), _cgroup_room(cgroup_root, self_cgroup),
+             _address_space_room(self_status)]
+    known = [room for room in rooms if room is not None]
+    return max(0, min(known)) if known else None
+
+
+def _mem_available(meminfo):
     try:
-        with open("/proc/meminfo") as file:
+        with open(meminfo) as file:
             for line in file:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -228,10 +268,62 @@ def available_memory():
         return None
 
 
+def _read_number(path):
+    """The integer in a one-line file, None if absent, unreadable or "max" (no limit)."""
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _cgroup_room(root, self_cgroup):
+    """Limit minus usage of the process's memory cgroup (v2, else v1), or None if none."""
+    places = {}  # controller -> the process's cgroup path, from /proc/self/cgroup
+    try:
+        for line in Path(self_cgroup).read_text().splitlines():
+            _, controllers, where = line.split(":", 2)
+            for controller in controllers.split(",") if controllers else [""]:
+                places[controller] = where.lstrip("/")
+    except (OSError, ValueError):
+        pass
+    candidates = [  # (limit file, usage file); the process's own cgroup first
+        (Path(root, places.get("", ""), "memory.max"), Path(root, places.get("", ""),
+                                                             "memory.current")),
+        (Path(root, "memory.max"), Path(root, "memory.current")),
+        (Path(root, "memory", places.get("memory", ""), "memory.limit_in_bytes"),
+         Path(root, "memory", places.get("memory", ""), "memory.usage_in_bytes")),
+        (Path(root, "memory", "memory.limit_in_bytes"),
+         Path(root, "memory", "memory.usage_in_bytes")),
+    ]
+    for limit_file, usage_file in candidates:
+        limit = _read_number(limit_file)
+        if limit is not None and limit < 1 << 60:  # v1 says "no limit" with a huge number
+            return limit - (_read_number(usage_file) or 0)
+    return None
+
+
+def _address_space_room(self_status):
+    """RLIMIT_AS minus the address space already mapped (VmSize), or None if unlimited."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    used = 0
+    try:
+        with open(self_status) as file:
+            for line in file:
+                if line.startswith("VmSize:"):
+                    used = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return soft - used
+
+
 def choose_streaming(m, n, forced=None, available=None):
-    """(stream?, reason): stream when float32 X would not fit in the available memory."""
-    needed = m * n * 4
-    text = f"X is {_size_text(needed)} as float32"
+    """(stream?, reason): stream when uint8 X (times MEMORY_FACTOR, plus MEMORY_OVERHEAD)
+    would not fit in the memory this process may use (available_memory)."""
+    needed = m * n
+    text = f"X is {_size_text(needed)} as uint8"
     if forced is not None:
         return forced, f"{text}; {'--stream' if forced else '--no-stream'} given"
     available = available_memory() if available is None else available

@@ -16,7 +16,7 @@ import numpy as np
 from . import core
 from .errors import DataError, LogregError
 from .features import RowBlocks, choose_streaming, feature_extremes, open_feature_file
-from .features import scale_pixels, standardizer
+from .features import standardizer
 from .options import DEFAULT_SIZE
 
 
@@ -40,6 +40,7 @@ class TrainingData:
     streamed: bool = False
     memory_note: str = ""  # for a feature file: why it is streamed or held in memory
     skipped: int = 0
+    jobs: int | None = None  # --jobs: caps the BLAS and kernel threads of training
 
     @property
     def n_classes(self):
@@ -288,19 +289,16 @@ def _arrays_source(data, settings, size):
 
 
 def _features(X_uint8, rows, mean, scale, streamed):
-    """Selected rows of uint8 X (array or FileRows) -> RowBlocks (streamed) or an m x n
-    float32 array, built one block at a time so that no second full-size copy exists."""
+    """Selected rows of uint8 X (array or FileRows) -> a RowBlocks the core converts a few
+    MB at a time: streamed from the file, or with the rows read into memory as uint8 (never
+    a float32 copy of X: the fused kernel converts each block as it uses it)."""
     if X_uint8.dtype.kind == "f":  # features already scaled (arrays given to api.train)
         return np.asarray(X_uint8 if rows is None else X_uint8[rows], dtype=np.float32)
-    blocks = RowBlocks(X_uint8, rows, mean, scale)
     if streamed:
-        return blocks
-    if rows is None and isinstance(X_uint8, np.ndarray):
-        return scale_pixels(X_uint8, mean, scale)
-    out = np.empty(blocks.shape, dtype=np.float32)
-    for start, block in blocks.uint8_blocks():
-        scale_pixels(block, mean, scale, out=out[start : start + len(block)])
-    return out
+        return RowBlocks(X_uint8, rows, mean, scale)
+    if rows is not None or not isinstance(X_uint8, np.ndarray):
+        X_uint8 = X_uint8[:] if rows is None else X_uint8[rows]  # a slice: one read
+    return RowBlocks(X_uint8, None, mean, scale, in_memory=True)
 
 
 def _validation(X, y, data):
@@ -343,12 +341,21 @@ def _n_features(data):
 
 
 def run(data, config, on_epoch=None):
-    """Train on prepared TrainingData; returns (core.Fit, seconds)."""
+    """Train on prepared TrainingData; returns (core.Fit, seconds). BLAS and kernel threads
+    are chosen by the problem's size, at most data.jobs (threads.choose_threads)."""
+    from dataclasses import replace
+
+    from .threads import blas_limited, choose_threads
+
     started = time.perf_counter()
     extremes = feature_extremes(data.X.shape[1], data.mean, data.scale)
-    fit = core.train(data.X, data.y, data.n_classes, config, init=data.init,
-                     sample_weight=data.sample_weight, on_epoch=on_epoch,
-                     validation=data.validation, extremes=extremes)
+    m, n = data.X.shape
+    blas, kernel = choose_threads(m, n, core.n_outputs(data.n_classes), config,
+                                  core.is_streamed(data.X), data.jobs)
+    with blas_limited(blas):
+        fit = core.train(data.X, data.y, data.n_classes, replace(config, threads=kernel),
+                         init=data.init, sample_weight=data.sample_weight, on_epoch=on_epoch,
+                         validation=data.validation, extremes=extremes)
     return fit, time.perf_counter() - started
 
 

@@ -420,9 +420,9 @@ def test_nice_ticks_are_round_and_cover_the_range():
 
 def test_memory_choice_says_why():
     assert choose_streaming(1000, 12288, available=8 << 30)[0] is False
-    streamed, reason = choose_streaming(100_000, 12288, available=2 << 30)
-    assert streamed and "exceeds" in reason and "4.6 GB" in reason
-    assert choose_streaming(10, 10, forced=True) == (True, "X is 400 B as float32; --stream given")
+    streamed, reason = choose_streaming(100_000, 12288, available=1 << 30)
+    assert streamed and "exceeds" in reason and "1.1 GB as uint8" in reason
+    assert choose_streaming(10, 10, forced=True) == (True, "X is 100 B as uint8; --stream given")
 
 
 def test_stream_needs_a_feature_file(folder, tmp_path):
