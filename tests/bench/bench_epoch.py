@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from feature_files import write_feature_file  # noqa: E402
-from logreg_cli import core, training  # noqa: E402
+from logreg_cli import api, core, training  # noqa: E402
 from logreg_cli.features import RowBlocks, open_feature_file, scale_pixels  # noqa: E402
 
 SIZES = {"full": (40_000, 3_072), "gram": (1_000, 12_288), "stream": (40_000, 12_288),
@@ -127,7 +127,7 @@ def case_in_memory(m, n, repeat):
         write_feature_file(path, m, square_size(n))
         before = peak_rss_mb()
         start = time.perf_counter()
-        data = training.prepare(path, training.TrainOptions(stream=False), load_folder=None)
+        data = training.prepare(path, api.train_settings({"stream": False}), load_folder=None)
         load = time.perf_counter() - start
         training.run(data, core.TrainConfig(lr=0.01, epochs=1))
     x_mb = m * n * 4 / 2**20
