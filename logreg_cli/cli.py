@@ -361,6 +361,7 @@ def main(args=None, prog_name="logreg"):
 @click.argument("data", type=click.Path(path_type=Path))
 @model_option
 @declared("size")
+@declared("optimizer")
 @declared("lr")
 @declared("epochs")
 @declared("decay")

@@ -209,6 +209,7 @@ class TrainConfig:
     """Options of gradient descent, with options.py's defaults. batch_size None means full
     batch."""
 
+    optimizer: str = default("optimizer")
     lr: float = default("lr")
     epochs: int = default("epochs")
     decay: str = default("decay")
@@ -227,6 +228,9 @@ class TrainConfig:
             check(name, getattr(self, name))
         if self.method not in ("auto", "plain", "gram"):
             raise LogregError(f"unknown training method {self.method!r}")
+        if self.method == "gram" and self.optimizer != "gd":
+            raise LogregError(f"the Gram method is gradient descent's; --optimizer "
+                              f"{self.optimizer} runs on the features (method plain)")
 
     def learning_rates(self, chunk=4096):
         """The learning rate of every epoch, as floats, computed for `chunk` epochs at a time
@@ -416,8 +420,10 @@ def rising_cost(costs, full_batch):
 
 def cost_warning(costs, config, m):
     """The warning for a run whose costs rose (rising_cost), naming the option most likely
-    to blame (--l2 when its step overshoots, see l2_overshoots, else --lr), or None."""
-    full_batch = config.batch_size is None or config.batch_size >= m
+    to blame (--l2 when its step overshoots, see l2_overshoots, else --lr), or None.
+    Momentum and Adam may raise the full-batch cost for a while on their way down: only
+    gradient descent's end of run is held to a falling cost."""
+    full_batch = (config.batch_size is None or config.batch_size >= m) and config.optimizer == "gd"
     what = rising_cost(costs, full_batch)
     if what is None:
         return None
@@ -451,8 +457,8 @@ def choose_method(m, n, c, config, streamed=False):
         if config.method == "gram" and not full_batch:
             raise LogregError("the Gram method needs full-batch training (no --batch-size)")
         return config.method
-    if not full_batch or m >= n:
-        return "plain"
+    if not full_batch or m >= n or config.optimizer != "gd":
+        return "plain"  # momentum and Adam keep their state in the primal space
     gram_flops = 2.0 * m * m * n + config.epochs * 8.0 * m * m * c
     plain_flops = config.epochs * 4.0 * m * n * c
     return "gram" if gram_flops < plain_flops else "plain"
@@ -500,6 +506,67 @@ class _Tracker:
         return stop
 
 
+# ---------------------------------------------------------------- descent steps
+# Each step updates the float64 iterates W (n x c) and b (c) in place from dW, the gradient
+# of J in W (n x c, with its L2 part), db_sum, the bias gradient summed over the `count`
+# images of the batch (c), and the epoch's learning rate lr. Momentum and Adam are the
+# formulas of the Deep Learning Specialization (course 2), with the schedule's lr on top.
+
+MOMENTUM_BETA = 0.9
+ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON = 0.9, 0.999, 1e-8
+
+
+def descent_step(optimizer):
+    """A new step function (with its own state) for optimizer "gd", "momentum" or "adam"."""
+    return {"gd": _gd_step, "momentum": _MomentumStep, "adam": _AdamStep}[optimizer]()
+
+
+def _gd_step():
+    def step(W, b, dW, db_sum, count, lr):
+        W -= lr * dW
+        b -= lr / count * db_sum  # this order of the arithmetic is the exercise's, bit for bit
+
+    return step
+
+
+class _MomentumStep:
+    """v = beta v + (1 - beta) dW;  W -= lr v  (and the same for b), v starting at 0."""
+
+    def __init__(self):
+        self.v_W = self.v_b = 0.0
+
+    def __call__(self, W, b, dW, db_sum, count, lr):
+        beta = MOMENTUM_BETA
+        self.v_W = beta * self.v_W + (1.0 - beta) * dW
+        self.v_b = beta * self.v_b + (1.0 - beta) * (db_sum / count)
+        W -= lr * self.v_W
+        b -= lr * self.v_b
+
+
+class _AdamStep:
+    """Adam, t counting steps from 1: v = b1 v + (1 - b1) g, s = b2 s + (1 - b2) g^2,
+    W -= lr (v / (1 - b1^t)) / (sqrt(s / (1 - b2^t)) + eps), for W and b alike."""
+
+    def __init__(self):
+        self.t = 0
+        self.v_W = self.s_W = self.v_b = self.s_b = 0.0
+
+    def __call__(self, W, b, dW, db_sum, count, lr):
+        self.t += 1
+        db = db_sum / count
+        self.v_W, self.s_W, move_W = self._moments(self.v_W, self.s_W, dW)
+        self.v_b, self.s_b, move_b = self._moments(self.v_b, self.s_b, db)
+        W -= lr * move_W
+        b -= lr * move_b
+
+    def _moments(self, v, s, g):
+        v = ADAM_BETA1 * v + (1.0 - ADAM_BETA1) * g
+        s = ADAM_BETA2 * s + (1.0 - ADAM_BETA2) * (g * g)
+        v_corrected = v / (1.0 - ADAM_BETA1**self.t)
+        s_corrected = s / (1.0 - ADAM_BETA2**self.t)
+        return v, s, v_corrected / (np.sqrt(s_corrected) + ADAM_EPSILON)
+
+
 def _frozen(W, b):
     """A snapshot of float64 iterates W, b (copied now, returned later)."""
     W, b = W.copy(), b.copy()
@@ -519,6 +586,7 @@ def _full_batch_descent(X, y, W, b, config, sample_weight, record, validation, e
     """
     m = X.shape[0]
     X_val = None if validation is None else validation.X
+    step = descent_step(config.optimizer)
     for epoch, lr in enumerate(config.learning_rates()):
         W32 = W.astype(np.float32)
         total_cost, grad_W, grad_b = 0.0, np.zeros_like(W), np.zeros_like(b)
@@ -533,8 +601,7 @@ def _full_batch_descent(X, y, W, b, config, sample_weight, record, validation, e
         if record(epoch, lr, cost, largest_score(W, b, extremes), lambda: scores(X_val, W32, b),
                   lambda: _frozen(W, b)):
             break
-        W -= lr * (grad_W / m + config.l2 / m * W)
-        b -= lr / m * grad_b
+        step(W, b, grad_W / m + config.l2 / m * W, grad_b, m, lr)
     return W, b
 
 
@@ -548,6 +615,7 @@ def _minibatch_descent(X, y, W, b, config, sample_weight, record, validation, ex
     m = X.shape[0]
     X_val = None if validation is None else validation.X
     rng = np.random.default_rng(config.seed)
+    step = descent_step(config.optimizer)
     for epoch, lr in enumerate(config.learning_rates()):
         W32 = W.astype(np.float32)
         cost, _ = cost_and_delta(_scores(X, W32, b), y, sample_weight)  # the tracker checks it
@@ -563,8 +631,7 @@ def _minibatch_descent(X, y, W, b, config, sample_weight, record, validation, ex
             Z = (X_batch @ W.astype(np.float32)).astype(np.float64) + b
             _, dZ = cost_and_delta(Z, y[rows], weights)
             grad_W = (X_batch.T @ dZ.astype(np.float32)).astype(np.float64) / len(rows)
-            W -= lr * (grad_W + config.l2 / m * W)
-            b -= lr / len(dZ) * dZ.sum(axis=0)
+            step(W, b, grad_W + config.l2 / m * W, dZ.sum(axis=0), len(rows), lr)
     return W, b
 
 
