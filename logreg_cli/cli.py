@@ -378,6 +378,7 @@ def main(args=None, prog_name="logreg"):
 @declared("standardize")
 @declared("init", type=click.Path(dir_okay=False, path_type=Path))
 @declared("stream")
+@declared("tol")
 @click.option("--history", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write epoch,lr,cost (and val_cost,val_accuracy) per epoch to this CSV file.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,

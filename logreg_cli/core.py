@@ -220,6 +220,7 @@ class TrainConfig:
     seed: int = default("seed")
     method: str = "auto"  # "auto", "plain" or "gram" (full batch only)
     early_stop: int | None = default("early_stop")  # epochs without a better val cost
+    tol: float = default("tol")  # lbfgs: stop when the largest |dJ/dtheta| is this or less
 
     def validate(self):
         """Raise OptionError (a LogregError) naming the first option out of its declared
@@ -341,7 +342,11 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     diverged = _divergence_at(config, m, (W0.copy(), b0.copy()), extremes, sample_weight)
     method = choose_method(m, n, c, config, streamed)
     full_batch = config.batch_size is None or config.batch_size >= m
-    if method == "gram":
+    if config.optimizer == "lbfgs":
+        if not full_batch:
+            raise LogregError("--optimizer lbfgs is full batch: it takes no --batch-size")
+        loop = _lbfgs_descent
+    elif method == "gram":
         plain_binary = c == 1 and not config.l2 and sample_weight is None and validation is None
         loop = _binary_gram_descent if plain_binary else _gram_descent
     elif full_batch:
@@ -422,8 +427,9 @@ def cost_warning(costs, config, m):
     """The warning for a run whose costs rose (rising_cost), naming the option most likely
     to blame (--l2 when its step overshoots, see l2_overshoots, else --lr), or None.
     Momentum and Adam may raise the full-batch cost for a while on their way down: only
-    gradient descent's end of run is held to a falling cost."""
-    full_batch = (config.batch_size is None or config.batch_size >= m) and config.optimizer == "gd"
+    gradient descent's and L-BFGS's ends of run are held to a falling cost."""
+    full_batch = (config.batch_size is None or config.batch_size >= m) and \
+        config.optimizer in ("gd", "lbfgs")
     what = rising_cost(costs, full_batch)
     if what is None:
         return None
@@ -633,6 +639,86 @@ def _minibatch_descent(X, y, W, b, config, sample_weight, record, validation, ex
             grad_W = (X_batch.T @ dZ.astype(np.float32)).astype(np.float64) / len(rows)
             step(W, b, grad_W + config.l2 / m * W, dZ.sum(axis=0), len(rows), lr)
     return W, b
+
+
+def _lbfgs_descent(X, y, W, b, config, sample_weight, record, validation, extremes):
+    """Full-batch L-BFGS (lbfgs.py) on theta = (W, b) in float64, one recorded epoch per
+    iteration (its cost before the iteration's step; lr is the step length that led to it).
+
+    Stops when the largest |dJ/dtheta| is at most config.tol, when no step lowers the cost
+    any more (the line search fails: rounding), or after config.epochs iterations.
+    """
+    from .lbfgs import TwoLoop, wolfe_step
+
+    m, n = X.shape
+    c = W.shape[1]
+    X_val = None if validation is None else validation.X
+    target = targets(y, c)
+    theta = np.concatenate([W.ravel(), b])
+
+    def unpack(theta):
+        return theta[: n * c].reshape(n, c), theta[n * c :]
+
+    def objective(theta):
+        cost, grad_W, grad_b = float64_cost_and_gradient(X, target, *unpack(theta), config.l2,
+                                                         sample_weight)
+        return cost, np.concatenate([grad_W.ravel(), grad_b])
+
+    cost, gradient = objective(theta)
+    history = TwoLoop()
+    step = 0.0
+    for epoch in range(config.epochs):
+        W, b = unpack(theta)
+        W32 = W.astype(np.float32)
+        if record(epoch, step, cost, largest_score(W, b, extremes),
+                  lambda: scores(X_val, W32, b), lambda: _frozen(W, b)):
+            break
+        if not np.abs(gradient).max() > config.tol:
+            record.fit.stopped_at = epoch  # converged: the epoch's weights are the last ones
+            break
+        direction = history.direction(gradient)
+        slope = float(gradient @ direction)
+        if not slope < 0:  # rounding spoilt the estimate: start again from steepest descent
+            history = TwoLoop()
+            direction, slope = -gradient, -float(gradient @ gradient)
+        first = min(1.0, 1.0 / np.abs(gradient).sum()) if not history.pairs else 1.0
+
+        def along(a):
+            f, g = objective(theta + a * direction)
+            return f, g, float(g @ direction)
+
+        found = wolfe_step(along, cost, slope, first)
+        if found is None:
+            record.fit.stopped_at = epoch  # no step lowers the cost: as far as floats go
+            break
+        step, cost, new_gradient = found
+        move = step * direction
+        history.remember(move, new_gradient - gradient)
+        theta = theta + move
+        gradient = new_gradient
+    return unpack(theta)
+
+
+def float64_cost_and_gradient(X, target, W, b, l2, sample_weight=None, chunk_bytes=4 << 20):
+    """J and its gradient (dJ/dW n x c, dJ/db c) at float64 W, b, with every product and sum
+    in float64: X (m x n float32 or RowBlocks) is converted a few MB of rows at a time, never
+    as a whole. L-BFGS needs this: on float32 products its line search stalls about 2e-4
+    above the optimum, where the float32 gradient is rounding noise.
+    """
+    m, n = X.shape
+    rows_per_chunk = max(1, chunk_bytes // (8 * n))
+    total, grad_W, grad_b = 0.0, np.zeros_like(W), np.zeros_like(b)
+    for start, block in _row_chunks(X, rows_per_chunk):
+        for offset in range(0, len(block), rows_per_chunk):
+            rows64 = block[offset : offset + rows_per_chunk].astype(np.float64)
+            rows = slice(start + offset, start + offset + len(rows64))
+            weights = None if sample_weight is None else sample_weight[rows]
+            cost, dZ = cost_and_delta(rows64 @ W + b, target[rows], weights)
+            total += cost * len(rows64)
+            grad_W += rows64.T @ dZ
+            grad_b += dZ.sum(axis=0)
+    cost = total / m + _l2_cost(l2, m, np.sum(W * W))
+    return cost, grad_W / m + l2 / m * W, grad_b / m
 
 
 def gram_matrix(X, width=256):

@@ -178,4 +178,4 @@ def test_an_unknown_optimizer_is_one_usage_error(folders, tmp_path):
                                       "--optimizer", "rmsprop"])
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr == ("Error: Invalid value for '--optimizer': 'rmsprop' is not one of "
-                             "'gd', 'momentum', 'adam'. (see 'logreg train -h')\n")
+                             "'gd', 'momentum', 'adam', 'lbfgs'. (see 'logreg train -h')\n")
