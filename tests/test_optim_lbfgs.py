@@ -169,3 +169,16 @@ def test_lbfgs_refuses_mini_batches_and_schedules(folders, tmp_path, args, messa
     assert result.stderr.splitlines() == [message]
     with pytest.raises(core.LogregError, match="--batch-size"):
         core.train(*tiny_problem(2), 2, core.TrainConfig(optimizer="lbfgs", batch_size=4))
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "adam", "lbfgs"])
+def test_a_stop_request_keeps_the_weights_the_epoch_was_measured_with(optimizer):
+    """What Ctrl-C does (on_epoch returns True): a stop at epoch 3 keeps the weights after 3
+    updates, those of a run of --epochs 3, for every optimizer."""
+    X, y = tiny_problem(3)
+    config = core.TrainConfig(optimizer=optimizer, lr=0.05, epochs=20, l2=0.5)
+    stopped = core.train(X, y, 3, config, on_epoch=lambda stats: stats.epoch == 3)
+    short = core.train(X, y, 3, core.TrainConfig(optimizer=optimizer, lr=0.05, epochs=3, l2=0.5))
+    assert stopped.epochs_run == short.epochs_run == 3 and len(stopped.history) == 4
+    np.testing.assert_array_equal(stopped.weights, short.weights)
+    np.testing.assert_array_equal(stopped.bias, short.bias)
