@@ -38,6 +38,11 @@ def train_settings(options):
     if settings["early_stop"] is not None and settings["val_split"] is None \
             and settings["val"] is None:
         raise OptionError("--early-stop needs validation data: add --val-split F or --val DATA")
+    if settings["optimizer"] == "lbfgs":
+        if settings["batch_size"] is not None:
+            raise OptionError("--optimizer lbfgs is full batch: it takes no --batch-size")
+        if settings["decay"] != "none":
+            raise OptionError("--optimizer lbfgs has no learning rate: it takes no --decay")
     return settings
 
 

@@ -400,6 +400,7 @@ def main(args=None, prog_name="logreg"):
 @click.argument("data", type=click.Path(path_type=Path))
 @model_option
 @declared("size")
+@declared("optimizer")
 @declared("lr")
 @declared("epochs")
 @declared("decay")
@@ -416,6 +417,7 @@ def main(args=None, prog_name="logreg"):
 @declared("standardize")
 @declared("init", type=click.Path(dir_okay=False, path_type=Path))
 @declared("stream")
+@declared("tol")
 @click.option("--history", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write epoch,lr,cost (and val_cost,val_accuracy) per epoch to this CSV file.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -211,6 +211,7 @@ class TrainConfig:
     """Options of gradient descent, with options.py's defaults. batch_size None means full
     batch."""
 
+    optimizer: str = default("optimizer")
     lr: float = default("lr")
     epochs: int = default("epochs")
     decay: str = default("decay")
@@ -222,6 +223,7 @@ class TrainConfig:
     method: str = "auto"  # "auto", "plain" or "gram" (full batch only)
     early_stop: int | None = default("early_stop")  # epochs without a better val cost
     threads: int = 1  # of the fused kernel, in memory (threads.choose_threads)
+    tol: float = default("tol")  # lbfgs: stop when the largest |dJ/dtheta| is this or less
 
     def validate(self):
         """Raise OptionError (a LogregError) naming the first option out of its declared
@@ -230,6 +232,9 @@ class TrainConfig:
             check(name, getattr(self, name))
         if self.method not in ("auto", "plain", "gram"):
             raise LogregError(f"unknown training method {self.method!r}")
+        if self.method == "gram" and self.optimizer != "gd":
+            raise LogregError(f"the Gram method is gradient descent's; --optimizer "
+                              f"{self.optimizer} runs on the features (method plain)")
 
     def learning_rates(self, chunk=4096):
         """The learning rate of every epoch, as floats, computed for `chunk` epochs at a time
@@ -344,7 +349,11 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
         if validation is not None:
             validation = Validation(_whole(validation.X), validation.y, validation.sample_weight)
     full_batch = config.batch_size is None or config.batch_size >= m
-    if method == "gram":
+    if config.optimizer == "lbfgs":
+        if not full_batch:
+            raise LogregError("--optimizer lbfgs is full batch: it takes no --batch-size")
+        loop = _lbfgs_descent
+    elif method == "gram":
         plain_binary = c == 1 and not config.l2 and sample_weight is None and validation is None
         loop = _binary_gram_descent if plain_binary else _gram_descent
     elif full_batch:
@@ -423,8 +432,11 @@ def rising_cost(costs, full_batch):
 
 def cost_warning(costs, config, m):
     """The warning for a run whose costs rose (rising_cost), naming the option most likely
-    to blame (--l2 when its step overshoots, see l2_overshoots, else --lr), or None."""
-    full_batch = config.batch_size is None or config.batch_size >= m
+    to blame (--l2 when its step overshoots, see l2_overshoots, else --lr), or None.
+    Momentum and Adam may raise the full-batch cost for a while on their way down: only
+    gradient descent's and L-BFGS's ends of run are held to a falling cost."""
+    full_batch = (config.batch_size is None or config.batch_size >= m) and \
+        config.optimizer in ("gd", "lbfgs")
     what = rising_cost(costs, full_batch)
     if what is None:
         return None
@@ -458,8 +470,8 @@ def choose_method(m, n, c, config, streamed=False):
         if config.method == "gram" and not full_batch:
             raise LogregError("the Gram method needs full-batch training (no --batch-size)")
         return config.method
-    if not full_batch or m >= n:
-        return "plain"
+    if not full_batch or m >= n or config.optimizer != "gd":
+        return "plain"  # momentum and Adam keep their state in the primal space
     gram_flops = 2.0 * m * m * n + config.epochs * 8.0 * m * m * c
     plain_flops = config.epochs * 4.0 * m * n * c
     return "gram" if gram_flops < plain_flops else "plain"
@@ -505,6 +517,67 @@ class _Tracker:
         if stop:
             self.fit.stopped_at = epoch
         return stop
+
+
+# ---------------------------------------------------------------- descent steps
+# Each step updates the float64 iterates W (n x c) and b (c) in place from dW, the gradient
+# of J in W (n x c, with its L2 part), db_sum, the bias gradient summed over the `count`
+# images of the batch (c), and the epoch's learning rate lr. Momentum and Adam are the
+# formulas of the Deep Learning Specialization (course 2), with the schedule's lr on top.
+
+MOMENTUM_BETA = 0.9
+ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON = 0.9, 0.999, 1e-8
+
+
+def descent_step(optimizer):
+    """A new step function (with its own state) for optimizer "gd", "momentum" or "adam"."""
+    return {"gd": _gd_step, "momentum": _MomentumStep, "adam": _AdamStep}[optimizer]()
+
+
+def _gd_step():
+    def step(W, b, dW, db_sum, count, lr):
+        W -= lr * dW
+        b -= lr / count * db_sum  # this order of the arithmetic is the exercise's, bit for bit
+
+    return step
+
+
+class _MomentumStep:
+    """v = beta v + (1 - beta) dW;  W -= lr v  (and the same for b), v starting at 0."""
+
+    def __init__(self):
+        self.v_W = self.v_b = 0.0
+
+    def __call__(self, W, b, dW, db_sum, count, lr):
+        beta = MOMENTUM_BETA
+        self.v_W = beta * self.v_W + (1.0 - beta) * dW
+        self.v_b = beta * self.v_b + (1.0 - beta) * (db_sum / count)
+        W -= lr * self.v_W
+        b -= lr * self.v_b
+
+
+class _AdamStep:
+    """Adam, t counting steps from 1: v = b1 v + (1 - b1) g, s = b2 s + (1 - b2) g^2,
+    W -= lr (v / (1 - b1^t)) / (sqrt(s / (1 - b2^t)) + eps), for W and b alike."""
+
+    def __init__(self):
+        self.t = 0
+        self.v_W = self.s_W = self.v_b = self.s_b = 0.0
+
+    def __call__(self, W, b, dW, db_sum, count, lr):
+        self.t += 1
+        db = db_sum / count
+        self.v_W, self.s_W, move_W = self._moments(self.v_W, self.s_W, dW)
+        self.v_b, self.s_b, move_b = self._moments(self.v_b, self.s_b, db)
+        W -= lr * move_W
+        b -= lr * move_b
+
+    def _moments(self, v, s, g):
+        v = ADAM_BETA1 * v + (1.0 - ADAM_BETA1) * g
+        s = ADAM_BETA2 * s + (1.0 - ADAM_BETA2) * (g * g)
+        v_corrected = v / (1.0 - ADAM_BETA1**self.t)
+        s_corrected = s / (1.0 - ADAM_BETA2**self.t)
+        return v, s, v_corrected / (np.sqrt(s_corrected) + ADAM_EPSILON)
 
 
 def _frozen(W, b):
@@ -586,6 +659,7 @@ def _full_batch_descent(X, y, W, b, config, sample_weight, record, validation, e
     """
     m = X.shape[0]
     X_val = None if validation is None else validation.X
+    step = descent_step(config.optimizer)
     for epoch, lr in enumerate(config.learning_rates()):
         W32 = W.astype(np.float32)
         total_cost, grad_W, grad_b = fused_gradient(X, W32, b, y, sample_weight, config.threads)
@@ -593,8 +667,7 @@ def _full_batch_descent(X, y, W, b, config, sample_weight, record, validation, e
         if record(epoch, lr, cost, largest_score(W, b, extremes), lambda: scores(X_val, W32, b),
                   lambda: _frozen(W, b)):
             break
-        W -= lr * (grad_W / m + config.l2 / m * W)
-        b -= lr / m * grad_b
+        step(W, b, grad_W / m + config.l2 / m * W, grad_b, m, lr)
     return W, b
 
 
@@ -608,6 +681,7 @@ def _minibatch_descent(X, y, W, b, config, sample_weight, record, validation, ex
     m = X.shape[0]
     X_val = None if validation is None else validation.X
     rng = np.random.default_rng(config.seed)
+    step = descent_step(config.optimizer)
     for epoch, lr in enumerate(config.learning_rates()):
         W32 = W.astype(np.float32)
         cost, _ = cost_and_delta(_scores(X, W32, b), y, sample_weight)  # the tracker checks it
@@ -623,9 +697,88 @@ def _minibatch_descent(X, y, W, b, config, sample_weight, record, validation, ex
             Z = (X_batch @ W.astype(np.float32)).astype(np.float64) + b
             _, dZ = cost_and_delta(Z, y[rows], weights)
             grad_W = (X_batch.T @ dZ.astype(np.float32)).astype(np.float64) / len(rows)
-            W -= lr * (grad_W + config.l2 / m * W)
-            b -= lr / len(dZ) * dZ.sum(axis=0)
+            step(W, b, grad_W + config.l2 / m * W, dZ.sum(axis=0), len(rows), lr)
     return W, b
+
+
+def _lbfgs_descent(X, y, W, b, config, sample_weight, record, validation, extremes):
+    """Full-batch L-BFGS (lbfgs.py) on theta = (W, b) in float64, one recorded epoch per
+    iteration (its cost before the iteration's step; lr is the step length that led to it).
+
+    Stops when the largest |dJ/dtheta| is at most config.tol, when no step lowers the cost
+    any more (the line search fails: rounding), or after config.epochs iterations.
+    """
+    from .lbfgs import TwoLoop, wolfe_step
+
+    m, n = X.shape
+    c = W.shape[1]
+    X_val = None if validation is None else validation.X
+    target = targets(y, c)
+    theta = np.concatenate([W.ravel(), b])
+
+    def unpack(theta):
+        return theta[: n * c].reshape(n, c), theta[n * c :]
+
+    def objective(theta):
+        cost, grad_W, grad_b = float64_cost_and_gradient(X, target, *unpack(theta), config.l2,
+                                                         sample_weight)
+        return cost, np.concatenate([grad_W.ravel(), grad_b])
+
+    cost, gradient = objective(theta)
+    history = TwoLoop()
+    step = 0.0
+    for epoch in range(config.epochs):
+        W, b = unpack(theta)
+        W32 = W.astype(np.float32)
+        if record(epoch, step, cost, largest_score(W, b, extremes),
+                  lambda: scores(X_val, W32, b), lambda: _frozen(W, b)):
+            break
+        if not np.abs(gradient).max() > config.tol:
+            record.fit.stopped_at = epoch  # converged: the epoch's weights are the last ones
+            break
+        direction = history.direction(gradient)
+        slope = float(gradient @ direction)
+        if not slope < 0:  # rounding spoilt the estimate: start again from steepest descent
+            history = TwoLoop()
+            direction, slope = -gradient, -float(gradient @ gradient)
+        first = min(1.0, 1.0 / np.abs(gradient).sum()) if not history.pairs else 1.0
+
+        def along(a):
+            f, g = objective(theta + a * direction)
+            return f, g, float(g @ direction)
+
+        found = wolfe_step(along, cost, slope, first)
+        if found is None:
+            record.fit.stopped_at = epoch  # no step lowers the cost: as far as floats go
+            break
+        step, cost, new_gradient = found
+        move = step * direction
+        history.remember(move, new_gradient - gradient)
+        theta = theta + move
+        gradient = new_gradient
+    return unpack(theta)
+
+
+def float64_cost_and_gradient(X, target, W, b, l2, sample_weight=None, chunk_bytes=4 << 20):
+    """J and its gradient (dJ/dW n x c, dJ/db c) at float64 W, b, with every product and sum
+    in float64: X (m x n float32 or RowBlocks) is converted a few MB of rows at a time, never
+    as a whole. L-BFGS needs this: on float32 products its line search stalls about 2e-4
+    above the optimum, where the float32 gradient is rounding noise.
+    """
+    m, n = X.shape
+    rows_per_chunk = max(1, chunk_bytes // (8 * n))
+    total, grad_W, grad_b = 0.0, np.zeros_like(W), np.zeros_like(b)
+    for start, block in _row_chunks(X, rows_per_chunk):
+        for offset in range(0, len(block), rows_per_chunk):
+            rows64 = block[offset : offset + rows_per_chunk].astype(np.float64)
+            rows = slice(start + offset, start + offset + len(rows64))
+            weights = None if sample_weight is None else sample_weight[rows]
+            cost, dZ = cost_and_delta(rows64 @ W + b, target[rows], weights)
+            total += cost * len(rows64)
+            grad_W += rows64.T @ dZ
+            grad_b += dZ.sum(axis=0)
+    cost = total / m + _l2_cost(l2, m, np.sum(W * W))
+    return cost, grad_W / m + l2 / m * W, grad_b / m
 
 
 def gram_matrix(X, width=256):

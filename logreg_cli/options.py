@@ -11,6 +11,7 @@ import math
 from .errors import OptionError
 
 SCHEDULES = ("none", "inverse", "exponential", "sqrt", "linear")
+OPTIMIZERS = ("gd", "momentum", "adam", "lbfgs")
 DEFAULT_SIZE = (64, 64)
 # Images are resized to --size; 4096x4096 is 50 million features, far past any sensible
 # linear model, and it keeps a typo (--size 64000x64000) from exhausting memory.
@@ -61,6 +62,11 @@ OPTIONS = _declare(
            help="r of the schedule (default 1 for inverse and sqrt, 0.95 for exponential)."),
     Option("decay_steps", ("--decay-steps",), "count", 1, low=1,
            help="Epochs per decay step (>1 gives a staircase)."),
+    Option("optimizer", ("--optimizer",), "choice", "gd", choices=OPTIMIZERS,
+           help="gd (gradient descent), momentum (beta 0.9), adam (beta1 0.9, beta2 "
+                "0.999, eps 1e-8) or lbfgs (full batch, no learning rate); see README."),
+    Option("tol", ("--tol",), "float", 1e-6, low=0.0,
+           help="lbfgs: stop when no partial derivative of the cost exceeds this."),
     Option("batch_size", ("--batch-size",), "count", None, low=1,
            help="Mini-batch size (default: full batch)."),
     Option("l2", ("--l2",), "float", 0.0, low=0.0,
@@ -93,12 +99,14 @@ OPTIONS = _declare(
 
 # The options of `logreg train` (and of logreg_cli.train) that shape the model, in the
 # order the model's metadata records them (standardize is recorded as "scaling").
-TRAIN_OPTIONS = ("size", "lr", "epochs", "decay", "decay_rate", "decay_steps", "batch_size",
+TRAIN_OPTIONS = ("size", "optimizer", "lr", "epochs", "decay", "decay_rate", "decay_steps",
+                 "batch_size",
                  "l2", "seed", "standardize", "val_split", "val", "early_stop", "class_weight",
-                 "positive", "init", "stream")
+                 "positive", "init", "stream", "tol")
 # The gradient-descent settings among them (core.TrainConfig's fields).
-DESCENT_OPTIONS = ("lr", "epochs", "decay", "decay_rate", "decay_steps", "batch_size", "l2",
-                   "seed", "early_stop")
+DESCENT_OPTIONS = ("optimizer", "lr", "epochs", "decay", "decay_rate", "decay_steps",
+                   "batch_size", "l2",
+                   "seed", "early_stop", "tol")
 
 
 def default(name):

@@ -41,7 +41,7 @@ def test_the_audit_finds_the_options_it_must():
     assert {(c, o) for c, o, _ in FLOATS} == {
         ("train", "--lr"), ("train", "--decay-rate"), ("train", "--l2"),
         ("train", "--val-split"), ("predict", "--threshold"), ("predict", "--min-confidence"),
-        ("check", "--max-imbalance")}
+        ("check", "--max-imbalance"), ("train", "--tol")}
     assert {("train", "--seed"), ("train", "--epochs"), ("train", "--batch-size"),
             ("train", "--decay-steps"), ("train", "--early-stop"), ("predict", "--top-k"),
             ("evaluate", "--misclassified")} <= {(c, o) for c, o, _ in INTS}
