@@ -247,6 +247,22 @@ CASES = {
     # ------------------------------------------------------------ the group
     "unknown-command": Case(["learn", "{data}"], 2, ["learn"]),
     "unknown-global-option": Case(["--colour"], 2, ["--colour"]),
+    # ------------------------------------------------------------ paths, stdin, optimizers
+    "predict-model-name-too-long": Case(["predict", IMG, "-m", "{workspace}/" + "m" * 300], 2,
+                                        ["cannot read (File name too long)"]),
+    "train-model-name-too-long": Case(["train", "{data}", "--size", "8x8", "--epochs", "1",
+                                       "-m", "{workspace}/" + "m" * 300], 2,
+                                      ["cannot write (File name too long)"]),
+    "predict-stdin-record-longer-than-any-path": Case(
+        ["predict", "-m", "{model}", "-"], 1, ["longer than 4096 bytes is not a path"],
+        stdin=b"x" * 100_000),
+    "train-unknown-optimizer": Case(["train", "{data}", "--optimizer", "sgd"], 2,
+                                    ["--optimizer", "sgd"]),
+    "train-lbfgs-with-batch-size": Case(["train", "{data}", "--optimizer", "lbfgs",
+                                         "--batch-size", "2", "-m", "{out}"], 2,
+                                        ["--optimizer lbfgs", "--batch-size"]),
+    "train-tol-nan": Case(["train", "{data}", "--optimizer", "lbfgs", "--tol", "nan"], 2,
+                          ["--tol", "nan"]),
 }
 
 
