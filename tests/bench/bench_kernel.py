@@ -17,11 +17,9 @@ Prints, each figure against its baseline measured in the same run:
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,19 +27,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_epoch import best_of  # noqa: E402  (this folder: the script's own path)
 from feature_files import write_feature_file  # noqa: E402
 from logreg_cli import core  # noqa: E402
 from logreg_cli.features import RowBlocks, open_feature_file, scale_pixels  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
-
-
-def best_of(repeat, function):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def float32_epoch(X32, W32, b, y):
