@@ -73,12 +73,7 @@ def arrays_dataset(data, size, classes=None):
         raise DataError(f"data arrays: y must index the {len(names)} classes")
     y = y.astype(np.int64)
     if classes is not None:
-        unknown = [name for name in names if name not in classes]
-        if unknown:
-            raise DataError(f"data arrays: class {unknown[0]!r} is not one of the model's "
-                            f"classes ({', '.join(classes)})")
-        y = np.array([classes.index(name) for name in names], dtype=np.int64)[y]
-        names = list(classes)
+        y, names = _to_model_classes("data arrays", y, names, classes, "class")
     return Dataset(X, y, names, [str(i) for i in range(len(y))], tuple(size))
 
 
@@ -717,10 +712,7 @@ def _checked_features(path, X, arrays, classes):
     if len(arrays["paths"]) != len(X):
         raise ModelFileError(f"{path}: paths must name the {len(X)} images")
     if classes is not None:
-        _check_classes(names, classes, path, "class")
-        index = _class_index(classes)
-        y = np.array([index[name] for name in names], dtype=np.int64)[y]
-        names = list(classes)
+        y, names = _to_model_classes(path, y, names, classes, "class")
     return Dataset(X, y.astype(np.int64), names, arrays["paths"].tolist(), (width, height),
                    metadata=_feature_metadata(arrays["metadata"]))
 

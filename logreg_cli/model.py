@@ -264,13 +264,13 @@ def load_model(path, history=True):
         raise ModelFileError(f"{path}: is a folder, not a model file")
     try:
         with NpzFile(path) as npz:
-            arrays, names = _read_model_arrays(npz, history), npz.names
+            arrays = _read_model_arrays(npz, history)
     except _Refused as error:
         raise ModelFileError(f"{path}: {error}") from None
     except ModelFileError as error:
         raise ModelFileError(f"{path}: not a readable model file ({error})") from None
     try:
-        return _model_from_arrays(arrays, names)
+        return _model_from_arrays(arrays)
     except ModelFileError as error:  # the arrays read: any check names its cause after path
         raise ModelFileError(f"{path}: {error}") from None
 
@@ -352,13 +352,9 @@ def _checked_size(size):
     return size
 
 
-def _model_from_arrays(arrays, names=()):
-    if "X" in names and "weights" not in names:
-        raise _Refused("is a feature file (from logreg flatten), not a model")
-    missing = [key for key in REQUIRED_KEYS if key not in arrays]
-    if missing:
-        raise _Refused(f"not a logreg model (missing {', '.join(missing)})")
-    _check_version(arrays["format_version"])
+def _model_from_arrays(arrays):
+    """The Model of arrays whose names, version, dtypes and shapes _read_model_arrays has
+    checked; what is left to check are the values."""
     classes = _text_array(_expect(arrays, "classes", kinds="U", ndim=1), "classes")
     check_class_names(classes.tolist())
     k = len(classes)
