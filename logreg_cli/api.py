@@ -249,8 +249,9 @@ def evaluate(model, data, *, misclassified=0, jobs=None, strict=False, on_warnin
                       misclassified)
 
 
-def evaluation(model, dataset, source, misclassified=0):
-    """The evaluate report (dict) of model on a loaded dataset.Dataset from source."""
+def evaluation(model, dataset, source, misclassified=0, scores=None):
+    """The evaluate report (dict) of model on a loaded dataset.Dataset from source; scores:
+    model.scores(dataset.X) when the caller has them already."""
     from .metrics import report
     from .model import check_features
     from .names import shown
@@ -258,7 +259,9 @@ def evaluation(model, dataset, source, misclassified=0):
     if not len(dataset.y):
         raise DataError(f"{source}: {EVALUATE_EMPTY}")
     check_features(model, dataset.X.shape[1], source=source)
-    return report(dataset.y, model.scores(dataset.X), model.classes,
+    if scores is None:
+        scores = model.scores(dataset.X)
+    return report(dataset.y, scores, model.classes,
                   paths=[shown(path) for path in dataset.paths], misclassified=misclassified)
 
 

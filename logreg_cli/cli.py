@@ -654,7 +654,7 @@ def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, 
     """
     from .images import default_jobs
     from .model import check_features, load_model
-    from .predicting import (check_feature_size, check_threshold, decide, decode_in_order,
+    from .predicting import (check_threshold, decide, decode_in_order,
                              expand_inputs, size_note)
     from .views import PredictionWriter
 
@@ -671,7 +671,6 @@ def predict(inputs, model_path, nul_separated, output_format, top_k, threshold, 
         stdout.write(writer.start().encode())
         for decoded in decode_in_order(items, model.size, jobs or default_jobs(),
                                        on_wait=stdout.flush):
-            decoded = check_feature_size(decoded, model)
             if decoded.error is not None:
                 failed += 1
                 stdout.flush()
@@ -898,14 +897,18 @@ def report(data, model_path, output, misclassified, jobs, strict, quiet):
     """
     from .api import evaluation
     from .atomic import check_outputs, write_atomically
-    from .model import load_model
+    from .model import check_features, load_model
     from .report import build_report
 
     check_outputs([("--output", output)], [("--model", model_path), ("DATA", data)])
     model = load_model(model_path, history=True)
     dataset = load_dataset(data, model.size, quiet, strict, jobs, classes=model.classes)
-    result = evaluation(model, dataset, data)
-    page = build_report(model, dataset, data, model_path, result, misclassified).encode()
+    if len(dataset.y):  # else evaluation refuses the data, by name
+        check_features(model, dataset.X.shape[1], source=data)
+    scores = model.scores(dataset.X) if len(dataset.y) else None
+    result = evaluation(model, dataset, data, scores=scores)
+    page = build_report(model, dataset, data, model_path, result, misclassified,
+                        scores=scores).encode()
     write_atomically(output, lambda file: file.write(page))
     say(f"wrote {output} ({len(page) // 1024} KB; accuracy {result['accuracy']:.1%})", quiet)
 

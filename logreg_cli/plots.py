@@ -6,7 +6,6 @@ import math
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
-from .atomic import write_atomically
 
 # ---------------------------------------------------------------- weights and explanations
 
@@ -155,12 +154,6 @@ def explanation_picture(pixels, contributions, caption_lines):
                         list(caption_lines), [bar])
 
 
-def save_png(picture, path):
-    """Write a PIL image as PNG atomically; returns its (width, height)."""
-    write_atomically(path, lambda file: picture.save(file, "PNG"))
-    return picture.size
-
-
 # ---------------------------------------------------------------- learning curves
 
 CURVE_SIZE = (800, 500)
@@ -184,17 +177,6 @@ def nice_ticks(low, high, count=6):
         ticks.append(round(value, 12))
         value += step
     return ticks
-
-
-def learning_curve_png(path, series, title="", size=CURVE_SIZE, x_label="epoch", y_label="cost",
-                       marks=()):
-    """Draw series [(label, xs, ys), ...] as lines on labelled axes with a legend; write a PNG.
-
-    Non-finite values are left out. marks: (x, label) pairs drawn as dashed vertical lines
-    (the kept epoch). A series that zigzags (a too-high rate) is drawn thin and pale with
-    its running median over it, so that its trend stays readable. Written atomically.
-    """
-    save_png(learning_curve_image(series, title, size, x_label, y_label, marks), path)
 
 
 ZIGZAG_TURNS = 0.3  # share of consecutive steps that change direction
@@ -224,7 +206,10 @@ def _pale(colour):
 
 def learning_curve_image(series, title="", size=CURVE_SIZE, x_label="epoch", y_label="cost",
                          marks=(), legend_low=False):
-    """The Pillow image of learning_curve_png; legend_low puts the legend in the lower right
+    """Draw series [(label, xs, ys), ...] as lines on labelled axes with a legend -> a PIL
+    image. Non-finite values are left out. marks: (x, label) pairs drawn as dashed vertical
+    lines (the kept epoch). A series that zigzags (a too-high rate) is drawn thin and pale
+    with its running median over it, so that its trend stays readable. legend_low puts the legend in the lower right
     corner (for curves that rise to the upper right, as ROC curves do)."""
     width, height = size
     image = Image.new("RGB", size, "white")

@@ -265,18 +265,6 @@ def feature_rows(path, check_width=None):
         yield Decoded(str(name), row=row)
 
 
-def check_feature_size(decoded, model):
-    """A feature row of the wrong length fails like an unreadable image, naming the size."""
-    from .model import check_features
-
-    if decoded.row is not None:
-        try:
-            check_features(model, decoded.row.shape[0], source=decoded.name)
-        except LogregError as error:
-            decoded.error, decoded.row = error, None
-    return decoded
-
-
 # ---------------------------------------------------------------- decoding in order
 
 

@@ -47,15 +47,16 @@ section { break-inside: avoid-page; }
 """
 
 
-def build_report(model, dataset, source, model_path, evaluation, misclassified=12):
+def build_report(model, dataset, source, model_path, evaluation, misclassified=12, scores=None):
     """The report page (str, HTML5) of model on a loaded dataset.Dataset from source.
 
     evaluation: the dict of api.evaluation for this model and dataset (without
-    misclassified). misclassified: how many of the most confidently wrong images to show
-    with their explanation heat maps. Raises what plots and explain raise (nothing for a
+    misclassified); scores: model.scores(dataset.X), when the caller has them. misclassified:
+    how many of the most confidently wrong images to show with their explanation heat maps. Raises what plots and explain raise (nothing for a
     dataset that api.evaluation accepted).
     """
-    scores = model.scores(dataset.X)
+    if scores is None:
+        scores = model.scores(dataset.X)
     parts = [
         _header(model_path, source, evaluation),
         _model_section(model, model_path),
