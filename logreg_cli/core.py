@@ -225,6 +225,10 @@ class TrainConfig:
     threads: int = 1  # of the fused kernel, in memory (threads.choose_threads)
     tol: float = default("tol")  # lbfgs: stop when the largest |dJ/dtheta| is this or less
 
+    def full_batch(self, m):
+        """True when each epoch is one step over all m images (no --batch-size, or >= m)."""
+        return self.batch_size is None or self.batch_size >= m
+
     def validate(self):
         """Raise OptionError (a LogregError) naming the first option out of its declared
         range (options.check)."""
@@ -348,7 +352,7 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
         X = _whole(X)
         if validation is not None:
             validation = Validation(_whole(validation.X), validation.y, validation.sample_weight)
-    full_batch = config.batch_size is None or config.batch_size >= m
+    full_batch = config.full_batch(m)
     if config.optimizer == "lbfgs":
         if not full_batch:
             raise LogregError("--optimizer lbfgs is full batch: it takes no --batch-size")
@@ -435,8 +439,7 @@ def cost_warning(costs, config, m):
     to blame (--l2 when its step overshoots, see l2_overshoots, else --lr), or None.
     Momentum and Adam may raise the full-batch cost for a while on their way down: only
     gradient descent's and L-BFGS's ends of run are held to a falling cost."""
-    full_batch = (config.batch_size is None or config.batch_size >= m) and \
-        config.optimizer in ("gd", "lbfgs")
+    full_batch = config.full_batch(m) and config.optimizer in ("gd", "lbfgs")
     what = rising_cost(costs, full_batch)
     if what is None:
         return None
@@ -461,7 +464,7 @@ def choose_method(m, n, c, config, streamed=False):
     Plain: 2 passes over X per epoch, ~4 m n c flops (float32).
     Gram: building K once, ~m^2 n flops in float64 (counted twice), then ~4 m^2 c per epoch.
     """
-    full_batch = config.batch_size is None or config.batch_size >= m
+    full_batch = config.full_batch(m)
     if streamed:
         if config.method == "gram":
             raise LogregError("the Gram method needs the features in memory (not streamed)")

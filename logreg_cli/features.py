@@ -69,7 +69,7 @@ def feature_extremes(n, mean=None, scale=None):
     if mean is None or not np.size(mean):
         return np.ones(n)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        ends = scale_pixels(np.array([[0] * n, [255] * n], dtype=np.uint8), mean, scale)
+        ends = scale_pixels(np.full((2, n), [[0], [255]], dtype=np.uint8), mean, scale)
     return np.abs(ends).max(axis=0).astype(np.float64)
 
 

@@ -76,10 +76,10 @@ def is_image_name(path):
 
 
 def default_jobs():
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
+    """The cores this process may run on (threads.usable_cores)."""
+    from .threads import usable_cores
+
+    return usable_cores()
 
 
 # ---------------------------------------------------------------- one image

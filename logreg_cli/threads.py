@@ -44,7 +44,7 @@ def choose_threads(m, n, c, config, streamed=False, jobs=None, cores=None):
     cores = cores or usable_cores()
     limit = min(cores, jobs or cores)
     method = core.choose_method(m, n, c, config, streamed)
-    full_batch = config.batch_size is None or config.batch_size >= m
+    full_batch = config.full_batch(m)
     if method == "gram":
         product = m * m * c
     elif full_batch:
