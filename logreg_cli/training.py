@@ -164,7 +164,7 @@ def prepare(data, settings, load_folder, on_left_out=None):
     init_path = settings["init"]
     init_model = load_init(init_path, size_option, settings["standardize"]) if init_path else None
     size = size_option or (init_model.size if init_model else DEFAULT_SIZE)
-    source = _source(data, settings, size, load_folder, on_left_out)
+    source = _source(data, settings, size, load_folder)
     X_uint8, y, classes, paths, size = source.X, source.y, source.classes, source.paths, source.size
     data = source.name
     require_classes(y, classes, data)
@@ -216,7 +216,6 @@ def prepare(data, settings, load_folder, on_left_out=None):
     for problem in source.left_out:  # reported once the data is known to be usable
         if on_left_out is not None:
             on_left_out(problem)
-    del X_uint8, source
     return result
 
 
@@ -238,7 +237,7 @@ class _Source:
     left_out: list = field(default_factory=list)  # a feature file's classes without images
 
 
-def _source(data, settings, size, load_folder, on_left_out):
+def _source(data, settings, size, load_folder):
     """Read data (a path, or arrays) for prepare."""
     from .dataset import is_feature_file, path_exists, without_empty_classes
 
