@@ -95,6 +95,13 @@ OPTIONS = _declare(
                 "(default: decided from the size of X and the free memory)."),
     Option("jobs", ("--jobs", "-j"), "count", None, low=1,
            help="Images decoded in parallel (default: all cores)."),
+    Option("scheduler", ("--scheduler",), "text", None,
+           help="Run on a Dask cluster: tcp://host:8786 (an existing scheduler) or local "
+                "(a LocalCluster of --jobs one-thread worker processes); needs the dask "
+                "extra (see README, Beyond one machine)."),
+    Option("scheduler_file", ("--scheduler-file",), "path", None,
+           help="Run on the Dask cluster whose scheduler wrote this file (dask-jobqueue, "
+                "dask-mpi, `dask scheduler --scheduler-file`)."),
 )
 
 # The options of `logreg train` (and of logreg_cli.train) that shape the model, in the
