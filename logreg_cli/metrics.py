@@ -52,24 +52,30 @@ def roc_auc(is_positive, score):
     return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
 
 
-def best_f1_threshold(is_positive, score):
-    """The threshold t (one of the scores; predict positive when score >= t) with the highest
-    F1 of the positive class, the highest such t on ties; dict of threshold, f1, precision,
-    recall, or None when there is no positive."""
+def ranked_counts(is_positive, score):
+    """Predicting positive when score >= t, for each distinct score t from the highest down:
+    (t, true positives, predicted positives), three arrays of the same length, float64 and
+    int counts. Ties of equal scores are predicted together."""
     is_positive = np.asarray(is_positive, dtype=bool)
-    positives = int(is_positive.sum())
-    if positives == 0:
-        return None
     order = np.argsort(-score, kind="stable")
     sorted_score, sorted_positive = score[order], is_positive[order]
     # Cut after the last of each run of equal scores: everything up to it is predicted positive.
     cut = np.flatnonzero(np.append(sorted_score[1:] != sorted_score[:-1], True))
-    true_positive = np.cumsum(sorted_positive)[cut]
-    predicted = cut + 1
+    return sorted_score[cut], np.cumsum(sorted_positive)[cut], cut + 1
+
+
+def best_f1_threshold(is_positive, score):
+    """The threshold t (one of the scores; predict positive when score >= t) with the highest
+    F1 of the positive class, the highest such t on ties; dict of threshold, f1, precision,
+    recall, or None when there is no positive."""
+    positives = int(np.count_nonzero(is_positive))
+    if positives == 0:
+        return None
+    thresholds, true_positive, predicted = ranked_counts(is_positive, score)
     f1 = 2.0 * true_positive / (predicted + positives)
     best = int(np.argmax(f1))
     return {
-        "threshold": float(sorted_score[cut[best]]),
+        "threshold": float(thresholds[best]),
         "f1": float(f1[best]),
         "precision": float(true_positive[best] / predicted[best]),
         "recall": float(true_positive[best] / positives),

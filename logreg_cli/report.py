@@ -14,7 +14,7 @@ import numpy as np
 
 from . import __version__, core
 from .explaining import explain, model_summary, weight_captions
-from .metrics import most_confident_mistakes
+from .metrics import most_confident_mistakes, ranked_counts
 from .names import shown
 from .plots import (diverging_colours, kept_epoch, learning_curve_image, model_learning_curve,
                     explanation_picture, weights_picture)
@@ -177,12 +177,10 @@ def roc_points(is_positive, score):
     """The ROC curve of score (m) for the labels is_positive (m bool): (false positive
     rates, true positive rates), float64 arrays from (0, 0) to (1, 1), one point per
     distinct score (ties move both rates at once)."""
-    order = np.argsort(-score, kind="stable")
-    sorted_score, sorted_positive = score[order], np.asarray(is_positive, dtype=bool)[order]
-    cut = np.flatnonzero(np.append(sorted_score[1:] != sorted_score[:-1], True))
-    true_positive = np.cumsum(sorted_positive)[cut]
-    false_positive = (cut + 1) - true_positive
-    positives, negatives = int(sorted_positive.sum()), int((~sorted_positive).sum())
+    _, true_positive, predicted = ranked_counts(is_positive, score)
+    false_positive = predicted - true_positive
+    positives = int(np.count_nonzero(is_positive))
+    negatives = len(score) - positives
     tpr = np.concatenate([[0.0], true_positive / max(positives, 1)])
     fpr = np.concatenate([[0.0], false_positive / max(negatives, 1)])
     return fpr, tpr

@@ -124,3 +124,23 @@ def test_roc_auc_and_threshold_need_positives():
     assert roc_auc(np.array([True, True]), score) is None
     assert best_f1_threshold(np.array([False, False]), score) is None
     assert best_f1_threshold(np.array([True, True]), score)["threshold"] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_roc_points_and_best_threshold_agree_with_scikit_learn_on_tied_scores(seed):
+    from sklearn.metrics import f1_score, roc_curve
+
+    from logreg_cli.report import roc_points
+
+    rng = np.random.default_rng(seed)
+    score = rng.integers(0, 12, 60) / 11.0  # few distinct values: many ties
+    is_positive = rng.random(60) < 0.4
+    fpr, tpr = roc_points(is_positive, score)
+    expected_fpr, expected_tpr, _ = roc_curve(is_positive, score, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, expected_fpr)
+    np.testing.assert_allclose(tpr, expected_tpr)
+    best = best_f1_threshold(is_positive, score)
+    f1s = {t: f1_score(is_positive, score >= t) for t in np.unique(score)}
+    top = max(f1s.values())
+    assert best["f1"] == pytest.approx(top)
+    assert best["threshold"] == max(t for t, f1 in f1s.items() if f1 == pytest.approx(top))
