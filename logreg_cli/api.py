@@ -368,12 +368,12 @@ def explain(model, image, class_name=None):
     ImageError
         The image cannot be read.
     """
-    from .explaining import explain as explain_row, output_column
+    from .explaining import class_index, explain as explain_row
     from .images import image_rows
 
     model = _model(model)
     if class_name is not None:
-        output_column(model, class_name)  # an unknown class is reported before decoding
+        class_index(model, class_name)  # an unknown class is reported before decoding
     row = image_rows(image, model.size)[0]
     name = image if isinstance(image, (str, Path)) else getattr(image, "name", "<image>")
     return explain_row(model, row, name, class_name)

@@ -56,17 +56,16 @@ class Explanation:
         }
 
 
-def output_column(model, class_name):
-    """The column of W to explain: 0 for a binary model (its positive class), else the
-    class's index."""
+def class_index(model, class_name):
+    """The index in model.classes of class_name as names.class_name reads it (NFC, ...).
+
+    Raises LogregError naming --class when the model has no such class."""
     from .names import class_name as read_name
 
     known = [read_name(name) for name in model.classes]
     if read_name(class_name) not in known:
         raise LogregError(f"--class {class_name!r} is not one of the model's classes "
                           f"({', '.join(model.classes)})")
-    if len(model.classes) == 2:
-        return 0
     return known.index(read_name(class_name))
 
 
@@ -89,10 +88,10 @@ def explain(model, row, name, class_name=None):
     binary = len(model.classes) == 2
     if class_name is None:
         class_name = predicted
-    column = output_column(model, class_name)
-    class_index = _class_index(model, class_name)
-    class_name = model.classes[class_index]
-    sign = -1.0 if binary and class_index == 0 else 1.0  # the negative class's score is -z
+    index = class_index(model, class_name)
+    class_name = model.classes[index]
+    column = 0 if binary else index  # a binary model's one column is its positive class's
+    sign = -1.0 if binary and index == 0 else 1.0  # the negative class's score is -z
     contributions = sign * (weights[:, column] * features).reshape(height, width, 3).sum(axis=2)
     return Explanation(
         name=shown(str(name)),  # printable: undecodable bytes as \xNN
@@ -102,18 +101,11 @@ def explain(model, row, name, class_name=None):
         pixels=row.reshape(height, width, 3),
         z=sign * float(scores[column]),
         bias=sign * float(model.bias[column]),
-        probability=float(probabilities[class_index]),
+        probability=float(probabilities[index]),
         predicted=predicted,
         probabilities={c: float(p) for c, p in zip(model.classes, probabilities)},
         negated=sign < 0,
     )
-
-
-def _class_index(model, class_name):
-    """The index in model.classes of class_name as names.class_name reads it."""
-    from .names import class_name as read_name
-
-    return [read_name(name) for name in model.classes].index(read_name(class_name))
 
 
 # ---------------------------------------------------------------- the model summary
