@@ -112,6 +112,8 @@ class PredictionWriter:
         self.with_path = with_path
         self.all_probabilities = all_probabilities
         self.header_pending = output_format == "csv"
+        self._csv_buffer = io.StringIO()
+        self._csv_writer = None
 
     def header(self):
         columns = ["path"] if self.with_path else []
@@ -145,13 +147,16 @@ class PredictionWriter:
     def _csv_lines(self, cells):
         return self.start() + self._csv_row(cells)
 
-    @staticmethod
-    def _csv_row(cells):
-        import csv
+    def _csv_row(self, cells):
+        """cells as one csv line: one writer and buffer for the whole output."""
+        if self._csv_writer is None:
+            import csv
 
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(cells)
-        return buffer.getvalue()
+            self._csv_writer = csv.writer(self._csv_buffer, lineterminator="\n")
+        self._csv_buffer.seek(0)
+        self._csv_buffer.truncate()
+        self._csv_writer.writerow(cells)
+        return self._csv_buffer.getvalue()
 
     def _json_line(self, path, proba, decision):
         record = {"path": str(path)} if self.with_path else {}
