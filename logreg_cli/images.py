@@ -35,7 +35,6 @@ import mmap
 import os
 import re
 import signal
-import stat
 import struct
 import sys
 import warnings
@@ -47,6 +46,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, LogregError
+from .npzfile import open_regular_file
 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -357,54 +357,22 @@ def _opened(source, name):
             yield image
 
 
-# What a path that is not a regular file is, by its st_mode: never read (it could block
-# or never end, like a FIFO or /dev/zero).
-SPECIAL_FILES = (
-    (stat.S_ISDIR, "is a folder, not an image"),
-    (stat.S_ISCHR, "is a character device (like /dev/zero), not an image file"),
-    (stat.S_ISBLK, "is a block device (a disk), not an image file"),
-    (stat.S_ISFIFO, "is a named pipe (FIFO), not an image file"),
-    (stat.S_ISSOCK, "is a socket, not an image file"),
-)
-NON_BLOCKING = getattr(os, "O_NONBLOCK", 0)
-OPEN_FLAGS = os.O_RDONLY | NON_BLOCKING | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
 @contextmanager
 def _image_file(source, name):
-    """A binary file of a path, opened here, or a file object as given.
-
-    Anything but a regular file is refused by what it is: by its stat before it is opened
-    (opening some devices has effects), then by the descriptor's, in case it was replaced
-    meanwhile. It is opened once, without blocking (a FIFO without a writer would block
-    open), and everything after asks that descriptor: a file deleted after it was listed
-    is "no such file", one deleted later is read whole.
-    """
+    """A binary file of a path, opened here once and without blocking (a FIFO without a
+    writer would block open), or a file object as given. Anything but a regular file is
+    refused by what it is (npzfile.open_regular_file); a file deleted after it was listed
+    is "no such file"."""
     if not isinstance(source, (str, os.PathLike)):
         yield source
         return
     try:
-        _refuse_special(os.stat(source).st_mode, name)
-        descriptor = os.open(source, OPEN_FLAGS)
+        file = open_regular_file(source, lambda kind: ImageError(name, f"is {kind}"),
+                                 "an image file")
     except OSError as error:
         raise ImageError(name, _open_cause(error)) from None
-    try:
-        status = os.fstat(descriptor)
-        _refuse_special(status.st_mode, name)
-        if NON_BLOCKING:
-            os.set_blocking(descriptor, True)
-        file = open(descriptor, "rb")  # closed by the with below
-    except BaseException:
-        os.close(descriptor)
-        raise
     with file:
         yield file
-
-
-def _refuse_special(mode, name):
-    for is_kind, cause in SPECIAL_FILES:
-        if is_kind(mode):
-            raise ImageError(name, cause)
 
 
 def _unidentified_cause(file):

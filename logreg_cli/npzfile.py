@@ -78,6 +78,7 @@ SPECIAL_FILE_KINDS = (
     (stat.S_ISCHR, "a character device (like /dev/zero)"),
     (stat.S_ISBLK, "a block device (a disk)"),
     (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
 )
 OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
               | getattr(os, "O_CLOEXEC", 0))
@@ -86,19 +87,28 @@ OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY
 def open_regular_file(path, error=ModelFileError, expected="an .npz file"):
     """path opened for reading, without blocking, as a binary file object; raises
     error("<what it is>, not <expected>") unless it is a regular file (OSError when it
-    cannot be opened)."""
+    cannot be opened).
+
+    Checked by its stat before it is opened (opening some devices has effects), then by
+    the descriptor's, in case it was replaced meanwhile; everything after asks that one
+    descriptor (a file deleted after the check is read whole).
+    """
+    _refuse_special(os.stat(path).st_mode, error, expected)
     descriptor = os.open(path, OPEN_FLAGS)
     try:
-        mode = os.fstat(descriptor).st_mode
-        if not stat.S_ISREG(mode):
-            kind = next((kind for is_kind, kind in SPECIAL_FILE_KINDS if is_kind(mode)),
-                        "not a regular file")
-            raise error(f"{kind}, not {expected}")
+        _refuse_special(os.fstat(descriptor).st_mode, error, expected)
         os.set_blocking(descriptor, True)
         return open(descriptor, "rb")
     except BaseException:
         os.close(descriptor)
         raise
+
+
+def _refuse_special(mode, error, expected):
+    if not stat.S_ISREG(mode):
+        kind = next((kind for is_kind, kind in SPECIAL_FILE_KINDS if is_kind(mode)),
+                    "not a regular file")
+        raise error(f"{kind}, not {expected}")
 
 
 class NpzFile:

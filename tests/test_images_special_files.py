@@ -219,7 +219,7 @@ def test_a_socket_is_refused(tmp_path):
 
 def test_a_folder_is_refused(tmp_path):
     (tmp_path / "album.png").mkdir()
-    refused(tmp_path / "album.png", "is a folder, not an image")
+    refused(tmp_path / "album.png", "is a folder, not an image file")
 
 
 def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
