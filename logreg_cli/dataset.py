@@ -253,19 +253,20 @@ class Walk:
     def _also_below(self, path, name):
         """Whether _list_again goes into the subfolder path: what the walk skipped (hidden
         folders, links it does not follow) stays out of the second listing too."""
-        if is_hidden(path.name) or path.name in IGNORED_FOLDERS:
-            return False
-        return not (path.is_symlink() and self.link_problem(path, name))
+        return self._skip_reason(path, name) is None
 
     def _follow(self, path, name):
+        reason = self._skip_reason(path, name)
+        if reason:
+            self.problems.append(LinkSkipped(shown(str(path)), reason, "not followed"))
+        return reason is None and self._enter(path, name)
+
+    def _skip_reason(self, path, name):
+        """Why the walk does not go into the subfolder path: "" for hidden and ignored
+        folders (skipped silently), a link_problem, or None when it goes in."""
         if is_hidden(path.name) or path.name in IGNORED_FOLDERS:
-            return False
-        if path.is_symlink():
-            reason = self.link_problem(path, name)
-            if reason:
-                self.problems.append(LinkSkipped(shown(str(path)), reason, "not followed"))
-                return False
-        return self._enter(path, name)
+            return ""
+        return self.link_problem(path, name) if path.is_symlink() else None
 
     def link_problem(self, link, name):
         """Why the folder link must not be followed, or None."""
