@@ -91,7 +91,7 @@ def _client(distributed, address, scheduler_file, name):
         raise OptionError(f"{name}: not a scheduler address; give tcp://HOST:PORT or local")
     try:
         client = distributed.Client(address, scheduler_file=scheduler_file,
-                                    timeout=CONNECT_TIMEOUT)
+                                    timeout=CONNECT_TIMEOUT, direct_to_workers=True)
     except (OSError, TimeoutError, ValueError) as error:
         raise OptionError(f"{name}: cannot reach the scheduler within {CONNECT_TIMEOUT} s "
                           f"({_first_line(error)})") from None

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("distributed", reason="the dask extra is not installed "
+distributed = pytest.importorskip("distributed", reason="the dask extra is not installed "
                                           "(pip install 'logreg-cli[dask]')")
 
 import psutil  # noqa: E402  (distributed depends on it)
@@ -64,6 +64,8 @@ def real_cluster(tmp_path):
                 dask_command("worker", address, "--nthreads", "1", "--host", "127.0.0.1",
                              "--no-dashboard"),
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        with distributed.Client(address, timeout=30, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)  # train shards over the workers it finds
         yield address, scheduler_file
     finally:
         for process in reversed(started):
