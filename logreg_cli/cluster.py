@@ -78,11 +78,23 @@ def _local_cluster(distributed, jobs):
 
     cluster = distributed.LocalCluster(
         n_workers=jobs or usable_cores(), threads_per_worker=1, processes=True,
-        host="127.0.0.1", dashboard_address=None, silence_logs=QUIET_LOG_LEVEL)
+        host="127.0.0.1", dashboard_address=None, silence_logs=QUIET_LOG_LEVEL,
+        preload=[__name__])  # dask_setup below, in each worker process
     try:
         yield cluster
     finally:
         cluster.close()
+
+
+def dask_setup(worker):
+    """Run by Dask in each worker process of a LocalCluster as it starts (preload).
+
+    The workers share logreg's terminal process group, so a Ctrl-C at the terminal reaches
+    them too; logreg itself decides what Ctrl-C does (finish the epoch, save, exit 130) and
+    closes them after. So they ignore SIGINT, rather than die with a traceback each."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextmanager

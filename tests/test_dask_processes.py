@@ -151,3 +151,35 @@ def test_help_and_predict_do_not_import_dask(args, tmp_path):
     done = subprocess.run([sys.executable, "-c", IMPORTS_OF, *args], capture_output=True,
                           text=True, env=subprocess_env(), timeout=60, cwd=tmp_path)
     assert done.stderr.splitlines()[-1] == "[]", done.stderr
+
+
+def test_ctrl_c_at_the_terminal_stops_at_the_epoch_end_and_spares_the_workers(tmp_path):
+    """A terminal's Ctrl-C goes to the whole foreground process group: logreg and its
+    local workers. logreg finishes the epoch, saves and exits 130; the workers say nothing."""
+    data = write_features(tmp_path / "f.npz", m=2000)
+    model_path = tmp_path / "m.npz"
+    train = subprocess.Popen(
+        logreg_command("train", data, "--scheduler", "local", "--jobs", 2, "--epochs",
+                       1_000_000, "-m", model_path),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=subprocess_env(), text=True,
+        preexec_fn=lambda: (os.setpgrp(), signal.signal(signal.SIGINT, signal.SIG_DFL)))
+    try:
+        parent = psutil.Process(train.pid)
+        deadline = time.monotonic() + 60
+        while len(parent.children(recursive=True)) < 2:
+            assert train.poll() is None, train.stderr.read()
+            assert time.monotonic() < deadline, "no worker processes started"
+            time.sleep(0.2)
+        time.sleep(2)  # the epochs are running
+        os.killpg(train.pid, signal.SIGINT)
+        stdout, stderr = train.communicate(timeout=60)
+    finally:
+        if train.poll() is None:
+            train.kill()
+            train.wait()
+    assert train.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert "SIGINT: stopping at the end of this epoch" in stderr
+    model = logreg_cli.load_model(model_path)
+    assert model.metadata["interrupted_by"] == "SIGINT"
+    assert model.metadata["method"] == "dask"
