@@ -3,7 +3,8 @@ train/evaluate/predict like an .npz feature file and by each Dask worker for its
 
 The store is a Zarr v3 group (a folder, or a URL where zarr supports one):
     X        uint8 m x n, uncompressed, chunks of rows_per_chunk(n) whole rows (16-32 MB)
-    y        int64 m, the label of each row (indexes classes); chunked like X's rows
+    y        int64 m, the label of each row (indexes classes; -1 on an invalid row of a class
+             left out because none of its images could be read); chunked like X's rows
     valid    bool m, False for a row whose image could not be decoded (its X row is zeros
              and it is never trained on); chunked like X's rows
     paths    string m, the source file of each row
@@ -17,9 +18,8 @@ zarr is imported only inside the functions that need it (`logreg --help` and pre
 images never import it); a missing zarr is one line naming the store and the extra to install.
 """
 
+import os
 import re
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +30,11 @@ STORE_FORMAT = "logreg-features"
 STORE_FORMAT_VERSION = 1
 CHUNK_BYTES = 24 << 20  # X's chunks hold this many bytes of whole rows (at least one row)
 COMPLETE = "complete"
+NO_LABEL = -1  # y of a row whose class was left out (no image of it could be read)
 ROW_ARRAYS = ("X", "y", "valid", "paths")  # one entry per row
 ARRAY_NAMES = ROW_ARRAYS + ("classes", "size")
-URL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# a scheme of two letters or more (C:/ is a drive), then one slash or more
+URL_PATTERN = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/")
 
 
 def rows_per_chunk(n):
@@ -41,8 +43,20 @@ def rows_per_chunk(n):
 
 
 def is_url(location):
-    """True when location (str or Path) is a URL such as file:///data/x.zarr or s3://b/x.zarr."""
-    return bool(URL_PATTERN.match(str(location)))
+    """True when location (str or Path) is a URL such as file:///data/x.zarr or s3://b/x.zarr,
+    also as click's Path leaves one (file:/data/x.zarr: pathlib folds the slashes)."""
+    text = str(location)
+    return bool(URL_PATTERN.match(text)) and not os.path.lexists(text)
+
+
+def store_location(location):
+    """location as zarr opens it: a path as given, a URL with its '//' put back."""
+    text = str(location)
+    if not is_url(text):
+        return text
+    match = URL_PATTERN.match(text)
+    scheme, rest = match.group(1), text[match.end():].lstrip("/")
+    return f"file:///{rest}" if scheme.lower() == "file" else f"{scheme}://{rest}"
 
 
 def is_store(location):
@@ -61,7 +75,7 @@ def is_store(location):
 
 def local_path(location):
     """The local folder of location (a plain path or a file:// URL), or None for other URLs."""
-    text = str(location)
+    text = store_location(location)
     if text.startswith("file://"):
         return Path(text[len("file://"):])
     return None if is_url(text) else Path(text)
@@ -123,8 +137,11 @@ class FeatureStore:
     def y(self):
         if self._y is None:
             y = self._read("y").astype(np.int64)
-            if len(y) and (y.min() < 0 or y.max() >= len(self.classes)):
-                raise self._error(f"y must index the {len(self.classes)} classes")
+            labels = y[self.valid]
+            if len(y) and (y.min() < NO_LABEL or y.max() >= len(self.classes)
+                           or (len(labels) and labels.min() < 0)):
+                raise self._error(f"y must index the {len(self.classes)} classes "
+                                  f"({NO_LABEL} only on rows that are not valid)")
             self._y = y
         return self._y
 
@@ -162,6 +179,50 @@ class FeatureStore:
         return out
 
 
+class StoreRows:
+    """The valid rows of a store's X, read on demand: looks like a read-only m x n uint8
+    array (shape, dtype, len, iteration, indexing by an int, a slice or sorted row indices)
+    to RowBlocks, the model and the evaluation, as features.FileRows does for an .npz."""
+
+    dtype = np.dtype(np.uint8)
+    ndim = 2
+
+    def __init__(self, store):
+        self.store = store
+        valid = store.valid
+        self.index = None if valid.all() else np.flatnonzero(valid)  # store row of each row
+        self.shape = (store.m if self.index is None else len(self.index), store.n)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            position = range(len(self))[key]
+            return self[position : position + 1][0]
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            if step != 1:
+                raise IndexError("StoreRows reads contiguous slices only")
+            if self.index is None:
+                return self.store.rows(start, max(start, stop))
+            return self.store.take(self.index[start:stop])
+        rows = np.asarray(key, dtype=np.int64).reshape(-1)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"row index out of range 0..{len(self) - 1}")
+        return self.store.take(rows if self.index is None else self.index[rows])
+
+    def __iter__(self):
+        """Row after row, read a chunk at a time."""
+        step = self.store.chunk_rows
+        for start in range(0, len(self), step):
+            yield from self[start : start + step]
+
+    def __array__(self, dtype=None, copy=None):
+        rows = self[:]
+        return rows if dtype is None else rows.astype(dtype)
+
+
 def open_store(location):
     """Open the feature store at location (a folder or URL) -> FeatureStore.
 
@@ -170,7 +231,7 @@ def open_store(location):
     ("incomplete store"), or lacks an array or has one of the wrong dtype or shape.
     """
     zarr = open_zarr(location)
-    where = str(location)
+    where = store_location(location)
     try:
         group = zarr.open_group(where, mode="r", zarr_format=3)
     except (FileNotFoundError, zarr.errors.NodeTypeValidationError) as error:
@@ -263,7 +324,7 @@ class StoreWriter:
 
     def __init__(self, location, m, n, zarr=None):
         self.zarr = zarr or open_zarr(location)
-        self.location = str(location)
+        self.location = store_location(location)
         self.m, self.n = int(m), int(n)
         self.chunk_rows = rows_per_chunk(n)
         final = local_path(location)
@@ -285,6 +346,8 @@ class StoreWriter:
     def discard(self):
         """Remove the temporary store (a local one; a URL's is left, refused as incomplete)."""
         if self.final is not None:
+            import shutil
+
             shutil.rmtree(self.target, ignore_errors=True)
 
 
@@ -328,7 +391,7 @@ def _string_array(values):
 
 
 def _temporary_beside(final):
-    return final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.tmp"
+    return final.parent / f".{final.name}.{os.urandom(4).hex()}.tmp"
 
 
 def _replace_folder(new, final):
@@ -337,9 +400,138 @@ def _replace_folder(new, final):
     if final.exists() or final.is_symlink():
         if not final.is_dir() or final.is_symlink():
             raise ModelFileError(f"{final}: exists and is not a feature store; not replaced")
-        old = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.old"
+        old = final.parent / f".{final.name}.{os.urandom(4).hex()}.old"
         final.rename(old)
         new.rename(final)
+        import shutil
+
         shutil.rmtree(old, ignore_errors=True)
     else:
         new.rename(final)
+
+
+# ---------------------------------------------------------------- flatten into a store
+
+
+def is_store_name(location):
+    """True when an output location names a Zarr store: a URL or a name ending in .zarr."""
+    return is_url(location) or Path(str(location)).suffix.lower() == ".zarr"
+
+
+def check_store_output(location, data):
+    """Refuse, before any work, a store output that must not be written: an existing folder
+    or file at location that is not a Zarr store (it would be deleted), or DATA itself."""
+    path = local_path(location)
+    if path is None:
+        return
+    if path.exists() and not (path.is_dir() and (path / "zarr.json").is_file()):
+        what = "a folder" if path.is_dir() else "a file"
+        raise ModelFileError(f"{location}: exists and is {what}, not a Zarr store; "
+                             "not replaced (remove it or write elsewhere)")
+    source = local_path(data) if is_url(data) else Path(str(data))
+    if source is not None and path.exists() and os.path.realpath(source) == os.path.realpath(path):
+        raise ModelFileError(f"{location}: --output would replace the DATA this command "
+                             "reads; write to another store")
+
+
+def decode_chunk(paths, size, jobs=None, on_error=None, on_image=None):
+    """Decode one chunk of image files -> (X len(paths) x n uint8, valid bools): the row of
+    a file that cannot be read is zeros and not valid (on_error(ImageError) is told, in path
+    order)."""
+    from .images import load_images
+
+    decoded, kept = load_images(paths, size, jobs=jobs, on_error=on_error, on_image=on_image)
+    X = np.zeros((len(paths), size[0] * size[1] * 3), dtype=np.uint8)
+    X[kept] = decoded
+    valid = np.zeros(len(paths), dtype=bool)
+    valid[kept] = True
+    return X, valid
+
+
+class Flattened:
+    """What a flatten into a store wrote: m rows (images read = valid rows), n features,
+    skipped (the ImageErrors of files not read, strays included), classes."""
+
+    def __init__(self, images, n, skipped, classes):
+        self.images, self.n, self.skipped, self.classes = images, n, skipped, classes
+
+
+def flatten_images(data, location, size, metadata, jobs=None, on_error=None, on_image=None,
+                   on_total=None):
+    """Decode the images of data (a class folder or labels file) into a new store at
+    location, one chunk of rows at a time (never all of X in memory) -> Flattened.
+
+    Rows follow the listed files; a file that cannot be read keeps its row, not valid.
+    on_error(ImageError) may raise (--strict): the unfinished store is then removed. Classes
+    none of whose images could be read are left out (told to on_error), as flatten to .npz
+    does. metadata: flatten's own (source, logreg_version, created), completed here.
+    Raises DataError when no image could be read.
+    """
+    from .dataset import (ClassLeftOut, LinkSkipped, _leave_out_unread_classes, class_counts,
+                          list_data)
+    from .errors import DataError
+
+    paths, labels, classes, strays = list_data(data)
+    for stray in strays:
+        if on_error is not None:
+            on_error(stray)
+    # skipped counts files; a class left out or a link not followed is no file
+    skipped = [error for error in strays if not isinstance(error, (ClassLeftOut, LinkSkipped))]
+
+    def skip(error):
+        skipped.append(error)
+        if on_error is not None:
+            on_error(error)
+
+    if on_total is not None:
+        on_total(len(paths))
+    writer = StoreWriter(location, len(paths), size[0] * size[1] * 3)
+    try:
+        valid = np.zeros(len(paths), dtype=bool)
+        for start in range(0, len(paths), writer.chunk_rows):
+            stop = min(start + writer.chunk_rows, len(paths))
+            X, valid[start:stop] = decode_chunk(paths[start:stop], size, jobs, skip, on_image)
+            writer.write_rows(start, X, labels[start:stop], valid[start:stop])
+        if not valid.any():
+            raise DataError(f"{data}: none of the {len(paths)} image files could be read")
+        y, kept_classes, unread = _leave_out_unread_classes(Path(data), paths, labels,
+                                                            labels[valid], classes)
+        for error in unread:
+            if on_error is not None:
+                on_error(error)
+        all_y = np.full(len(paths), NO_LABEL, dtype=np.int64)
+        all_y[valid] = y
+        width, height = size
+        info = {"images": int(valid.sum()), "size": f"{width}x{height}",
+                "class_counts": class_counts(y, kept_classes), **metadata,
+                "skipped": [str(error) for error in skipped]}
+        writer.finish(kept_classes, [str(path) for path in paths], size, info,
+                      y=all_y if unread else None)
+    except BaseException:
+        writer.discard()
+        raise
+    return Flattened(int(valid.sum()), size[0] * size[1] * 3, skipped, kept_classes)
+
+
+def convert_features(data, location, metadata):
+    """Copy a feature file or store (its valid rows) into a new store at location, a chunk
+    of rows at a time -> Flattened. Its own metadata is kept (source included, so that
+    --val-split draws the same rows), with converted_from and the new created added."""
+    from .features import open_feature_file
+
+    features = open_feature_file(data)
+    m, n = features.X.shape
+    writer = StoreWriter(location, m, n)
+    try:
+        for start in range(0, m, writer.chunk_rows):
+            stop = min(start + writer.chunk_rows, m)
+            writer.write_rows(start, features.X[start:stop], features.y[start:stop],
+                              np.ones(stop - start, dtype=bool))
+        info = {**features.metadata, "converted_from": str(data),
+                "created": metadata.get("created"), "images": m}
+        info.pop("format", None), info.pop("format_version", None)
+        writer.finish(features.classes, features.paths, features.size, info)
+    except BaseException:
+        writer.discard()
+        raise
+    return Flattened(m, n, [], features.classes)
