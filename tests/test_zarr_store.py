@@ -171,3 +171,34 @@ def test_writer_discard_removes_the_temporary(tmp_path):
     writer, _ = write_store(tmp_path / "f.zarr", finish=False)
     writer.discard()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_store_at_another_url_is_written_in_place_marker_last():
+    """memory:// (fsspec's in-process file system) stands for s3:// and the like: no rename
+    there, so the store is written where it goes and is incomplete until finish()."""
+    location = "memory://logreg-test/f.zarr"
+    writer, X = write_store(location, finish=False)
+    assert writer.target == location
+    with pytest.raises(ModelFileError, match=r"^memory://logreg-test/f\.zarr: incomplete store"):
+        zarrstore.open_store(location)
+    writer.finish(["cat", "non-cat"], [f"{i}.png" for i in range(7)], SIZE, {})
+    assert np.array_equal(zarrstore.open_store(location).rows(0, 7), X)
+
+
+def test_ctrl_c_during_flatten_keeps_the_old_store(make_image_folder, tmp_path, monkeypatch):
+    from logreg_cli import api
+
+    data = make_image_folder({"a": 4, "b": 4})
+    api.flatten(data, tmp_path / "f.zarr", size="8x8")
+    monkeypatch.setattr(zarrstore, "CHUNK_BYTES", 2 * 8 * 8 * 3)  # 4 chunks of 2 rows
+    seen = []
+
+    def interrupt():
+        seen.append(1)
+        if len(seen) == 5:  # in the third chunk
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        api.flatten(data, tmp_path / "f.zarr", size="4x4", on_image=interrupt)
+    assert zarrstore.open_store(tmp_path / "f.zarr").size == (8, 8)  # the old one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "f.zarr"]
