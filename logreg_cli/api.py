@@ -56,7 +56,8 @@ def descent_config(settings):
 # ---------------------------------------------------------------- train
 
 
-def train(data, *, on_epoch=None, on_warning=None, jobs=None, strict=False, **options):
+def train(data, *, on_epoch=None, on_warning=None, jobs=None, strict=False, scheduler=None,
+          scheduler_file=None, **options):
     """Train a model, as `logreg train DATA` does, and return it (unsaved).
 
     Parameters
@@ -83,6 +84,10 @@ def train(data, *, on_epoch=None, on_warning=None, jobs=None, strict=False, **op
         cores; small problems train on one thread whatever jobs says).
     strict : bool
         Raise the first skipped file's ImageError instead of skipping it.
+    scheduler, scheduler_file : str, optional
+        Train on a Dask cluster, as `--scheduler` / `--scheduler-file` do: "local", or
+        "tcp://host:8786", or the scheduler's JSON file; data must then be a feature file
+        or Zarr store (README, Beyond one machine). Needs the dask extra.
 
     Returns
     -------
@@ -110,17 +115,24 @@ def train(data, *, on_epoch=None, on_warning=None, jobs=None, strict=False, **op
     settings = train_settings(options)
     if jobs is not None:
         check("jobs", jobs)
-    prepared = prepare(data, settings, folder_loader(jobs, strict, on_warning),
-                       on_left_out=skipper(strict, on_warning))
-    prepared.jobs = jobs
-    return fit(prepared, settings, on_epoch)
+    from .distributed import cluster_or_none, place
+
+    with cluster_or_none(scheduler, scheduler_file, jobs) as client:
+        prepared = prepare(data, settings, folder_loader(jobs, strict, on_warning),
+                           on_left_out=skipper(strict, on_warning),
+                           keep_on_disk=client is not None)
+        prepared.jobs = jobs
+        if client is not None:
+            place(client, prepared, settings)
+        return fit(prepared, settings, on_epoch)
 
 
-def prepare(data, settings, load_folder, on_left_out=None):
-    """DATA -> training.TrainingData (loaded, split, scaled), for checked settings."""
+def prepare(data, settings, load_folder, on_left_out=None, keep_on_disk=False):
+    """DATA -> training.TrainingData (loaded, split, scaled), for checked settings;
+    keep_on_disk leaves a feature file's X unread (for the workers of --scheduler)."""
     from . import training
 
-    return training.prepare(data, settings, load_folder, on_left_out)
+    return training.prepare(data, settings, load_folder, on_left_out, keep_on_disk)
 
 
 def fit(prepared, settings, on_epoch=None, interrupted=None):

@@ -418,6 +418,8 @@ def main(args=None, prog_name="logreg"):
 @declared("init", type=click.Path(dir_okay=False, path_type=Path))
 @declared("stream")
 @declared("tol")
+@declared("scheduler")
+@declared("scheduler_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--history", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write epoch,lr,cost (and val_cost,val_accuracy) per epoch to this CSV file.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -441,8 +443,9 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
         logreg train images/ --lr 0.005 --epochs 2000 --history h.csv -m cats.npz
         logreg train images/ --val-split 0.2 --early-stop 50 --plot curve.png
     """
-    from . import api, interrupts
-    from .atomic import check_outputs, written_together
+    from . import api
+    from .atomic import check_outputs
+    from .distributed import cluster_or_none
 
     if rates is not None and _is_number(str(data)) and not data.exists():
         # train --compare-lr 0.01 0.001: the second rate was taken as DATA
@@ -462,13 +465,29 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
         [("DATA", data), ("--val", options["val"]), ("--init", options["init"])],
         updates=[("--init", "--model")])
     picture_format(plot, "--plot")
+    scheduler, scheduler_file = options.pop("scheduler"), options.pop("scheduler_file")
     settings = api.train_settings(options)  # the library's one check of the options
+    with cluster_or_none(scheduler, scheduler_file, jobs) as client:
+        return train_prepared(data, settings, client, model_path, history, plot, rates, jobs,
+                              strict, quiet)
+
+
+def train_prepared(data, settings, client, model_path, history, plot, rates, jobs, strict,
+                   quiet):
+    """The rest of `logreg train`, once the options are checked: load, train (on the Dask
+    client's workers when client is not None), save."""
+    from . import api, interrupts
+    from .atomic import written_together
+    from .distributed import place
 
     def load_folder(path, size, classes):
         return load_dataset(path, size, quiet, strict, jobs, classes=classes)
 
-    prepared = api.prepare(data, settings, load_folder, on_left_out=api.skipper(strict, warn_error))
+    prepared = api.prepare(data, settings, load_folder, on_left_out=api.skipper(strict, warn_error),
+                           keep_on_disk=client is not None)
     prepared.jobs = jobs
+    if client is not None:
+        place(client, prepared, settings)
     if rates is not None:
         return compare_rates(prepared, settings, rates, model_path, plot, quiet, history)
 

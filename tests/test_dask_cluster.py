@@ -1,0 +1,123 @@
+"""cluster.connect: --scheduler local / tcp://... / --scheduler-file, its one-line errors,
+and no worker process of a LocalCluster outliving logreg, even a logreg killed by SIGKILL."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("distributed", reason="the dask extra is not installed "
+                                          "(pip install 'logreg-cli[dask]')")
+
+from logreg_cli import cluster  # noqa: E402
+from logreg_cli.errors import LogregError  # noqa: E402
+from tiny_models import subprocess_env  # noqa: E402
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process handling")
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on (just released by the kernel)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_scheduler_is_one_line_after_the_connect_timeout():
+    port = free_port()
+    started = time.monotonic()
+    with pytest.raises(LogregError) as raised:
+        with cluster.connect(f"tcp://127.0.0.1:{port}"):
+            pass
+    seconds = time.monotonic() - started
+    assert str(raised.value).startswith(
+        f"--scheduler tcp://127.0.0.1:{port}: cannot reach the scheduler within "
+        f"{cluster.CONNECT_TIMEOUT} s")
+    assert "\n" not in str(raised.value)
+    assert seconds < cluster.CONNECT_TIMEOUT + 10
+
+
+def test_a_missing_scheduler_file_is_named(tmp_path):
+    missing = tmp_path / "scheduler.json"
+    with pytest.raises(LogregError, match=f"^--scheduler-file {missing}: no such file$"):
+        with cluster.connect(None, missing):
+            pass
+
+
+def test_a_scheduler_file_that_is_not_one_is_named(tmp_path):
+    bad = tmp_path / "scheduler.json"
+    bad.write_text(json.dumps({"type": "Scheduler"}))
+    with pytest.raises(LogregError,
+                       match=f"^--scheduler-file {bad}: not a scheduler file \\(no address\\)$"):
+        with cluster.connect(None, bad):
+            pass
+
+
+def test_both_options_and_a_bare_word_are_refused():
+    with pytest.raises(LogregError, match="cannot be used together"):
+        with cluster.connect("local", "scheduler.json"):
+            pass
+    with pytest.raises(LogregError, match="^--scheduler localhost: not a scheduler address"):
+        with cluster.connect("localhost"):
+            pass
+
+
+# A program that starts a LocalCluster through cluster.connect, prints its workers' process
+# ids and then waits to be killed.
+HOLDS_A_CLUSTER = """
+import os, sys, time
+from logreg_cli.cluster import connect
+if __name__ == "__main__":
+    with connect("local", None, jobs=2) as client:
+        pids = client.run(os.getpid)
+        print(" ".join(str(pid) for pid in pids.values()), flush=True)
+        time.sleep(120)
+"""
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+def wait_until_gone(pids, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+        time.sleep(0.1)
+    return [pid for pid in pids if alive(pid)]
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_local_workers_do_not_outlive_a_killed_parent(tmp_path, how):
+    script = tmp_path / "holds_a_cluster.py"
+    script.write_text(HOLDS_A_CLUSTER)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=subprocess_env(), text=True,
+                              start_new_session=True)
+    try:
+        workers = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(workers) == 2, parent.stderr.read()
+        assert all(alive(pid) for pid in workers)
+        parent.send_signal(how)
+        parent.wait(timeout=30)
+        assert wait_until_gone(workers, 10) == []
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        parent.wait()
