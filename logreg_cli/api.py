@@ -307,49 +307,78 @@ def load_images(paths, size="64x64", *, jobs=None):
     return X, failures
 
 
-def flatten(data, path, *, size="64x64", jobs=None, strict=False, on_warning=None):
+def flatten(data, path, *, size="64x64", jobs=None, strict=False, on_warning=None,
+            on_image=None, on_total=None):
     """Load the images of data once and write them as a feature file, as
     `logreg flatten DATA -o PATH` does.
 
     Parameters
     ----------
     data : str or path-like
-        A class folder or a labels file.
+        A class folder or a labels file; or a feature file or Zarr store to convert.
     path : str or path-like
-        The feature file to write (an uncompressed .npz, written atomically).
+        The feature file to write: an uncompressed .npz (written atomically), or a Zarr
+        store when it ends in .zarr or is a URL (see zarrstore: X is decoded and written a
+        chunk of rows at a time, never all in memory; an existing store is replaced only
+        by a complete one).
     size : "WIDTHxHEIGHT" or (width, height)
     jobs, strict, on_warning
-        As for train.
+        As for train. on_image() after each file, on_total(count) once they are listed.
 
     Returns
     -------
-    dataset.Dataset
-        What was written: X (m x n uint8), y (m int64), classes, paths, size.
+    dataset.Dataset (an .npz) or zarrstore.Flattened (a store)
+        What was written: images, n features, skipped files, classes.
 
     Raises
     ------
     DataError, ImageError
         Unusable data (missing, no images; with strict, the first unreadable file).
     LogregError
-        path cannot be written.
+        path cannot be written; zarr is not installed for a store.
     """
-    dataset = folder_loader(jobs, strict, on_warning)(data, parse_size(size))
+    from .zarrstore import is_store_name
+
+    if is_store_name(path):
+        return flatten_to_store(data, path, parse_size(size), check("jobs", jobs),
+                                skipper(strict, on_warning), on_image, on_total)
+    dataset = folder_loader(jobs, strict, on_warning, on_image, on_total)(data,
+                                                                          parse_size(size))
     write_features(dataset, path, data)
     return dataset
 
 
-def write_features(dataset, path, source):
-    """Write a loaded dataset as a feature file with flatten's metadata."""
+def flatten_to_store(data, location, size, jobs, on_error, on_image=None, on_total=None):
+    """flatten into the Zarr store at location: images decoded a chunk at a time, or a
+    feature file (or store) converted -> zarrstore.Flattened."""
+    from .dataset import is_feature_file
+    from .zarrstore import check_store_output, convert_features, flatten_images, open_zarr
+
+    open_zarr(location)  # a missing extra is said before any work
+    check_store_output(location, data)
+    if is_feature_file(data):
+        return convert_features(data, location, flatten_metadata(data))
+    return flatten_images(data, location, size, flatten_metadata(data), jobs, on_error,
+                          on_image, on_total)
+
+
+def flatten_metadata(source, skipped=()):
+    """The metadata flatten writes into a feature file besides its arrays' summary."""
     import time
 
-    from .dataset import save_features
-
-    save_features(dataset, path, {
+    return {
         "logreg_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "source": str(source),
-        "skipped": [str(error) for error in dataset.skipped],
-    })
+        "skipped": [str(error) for error in skipped],
+    }
+
+
+def write_features(dataset, path, source):
+    """Write a loaded dataset as a feature file with flatten's metadata."""
+    from .dataset import save_features
+
+    save_features(dataset, path, flatten_metadata(source, dataset.skipped))
 
 
 # ---------------------------------------------------------------- explain

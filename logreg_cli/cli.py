@@ -937,8 +937,8 @@ def report(data, model_path, output, misclassified, jobs, strict, quiet):
 
 @cli.command()
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Feature file to write (.npz).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Feature file to write: .npz, or a Zarr store (.zarr or a URL).")
 @declared("size", default="64x64", show_default=True,
           help="Image size WIDTHxHEIGHT every image is resized to.")
 @jobs_option
@@ -953,17 +953,45 @@ def flatten(data, output, size, jobs, strict, quiet):
     loads it with allow_pickle=False, and train/evaluate accept it as DATA. It is stored
     uncompressed, so X can be memory-mapped from it.
 
+    -o NAME.zarr (or a URL: file://, s3://...) writes a Zarr v3 store instead (needs the
+    dask extra), decoding a chunk of rows at a time; DATA may also be a feature file or
+    store to convert.
+
     \b
     Example:
         logreg flatten images/ -o features.npz --size 32x32
+        logreg flatten images/ -o features.zarr
     """
     from .api import write_features
     from .atomic import check_outputs
+    from .zarrstore import is_store_name, local_path
 
+    if is_store_name(output):
+        if local_path(output) is not None:
+            check_outputs([("--output", local_path(output))])
+        return flatten_store(data, output, size, jobs, strict, quiet)
     check_outputs([("--output", output)], [("DATA", data)])
+    if output.is_dir():
+        raise click.BadParameter(f"{output}: is a folder (a Zarr store is named NAME.zarr)",
+                                 param_hint="'-o' / '--output'")
     dataset = load_dataset(data, size, quiet, strict, jobs)
     write_features(dataset, output, data)
     say(f"wrote {len(dataset.y)} images x {dataset.X.shape[1]} features to {output}", quiet)
+
+
+def flatten_store(data, output, size, jobs, strict, quiet):
+    """flatten -o a Zarr store, with load_dataset's progress bar, warnings and counts."""
+    from . import api
+    from .zarrstore import store_location
+
+    with progress_bar(quiet, desc="loading", unit="img") as bar:
+        written = api.flatten(data, store_location(output), size=size, jobs=jobs,
+                              strict=strict, on_warning=warn_error, on_image=bar.update,
+                              on_total=lambda total: set_total(bar, total))
+    if written.skipped:
+        say(f"skipped {len(written.skipped)} unreadable file(s) in {data}")
+    say(f"wrote {written.images} images x {written.n} features to {store_location(output)}",
+        quiet)
 
 
 # ---------------------------------------------------------------- check
