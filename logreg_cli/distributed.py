@@ -41,7 +41,7 @@ MIN_BATCH_ROWS_PER_WORKER = 2048
 # ---------------------------------------------------------------- where the rows are
 
 
-class StoreRows:
+class RowSource:
     """Where a worker reads rows of X from: a feature file (.npz, X stored uncompressed at
     `offset`, shape m x n uint8) or a Zarr store (path or URL). Small and picklable: it is
     what the driver sends instead of rows. `stamp` (size, mtime) of a feature file lets a
@@ -53,24 +53,30 @@ class StoreRows:
 
     @classmethod
     def of(cls, source):
-        """The StoreRows of a RowBlocks' source (features.FileRows, or a Zarr store's rows),
+        """The RowSource of a RowBlocks' source (features.FileRows, or a Zarr store's rows),
         or None when the rows are only in this process's memory."""
         if isinstance(source, FileRows):
             path = Path(source.path).resolve()
             return cls("npz", path, source.shape, source.offset, _stamp(path))
-        location = getattr(source, "location", None)
-        if location is not None and hasattr(source, "rows"):  # zarrstore.FeatureStore
-            return cls("zarr", location, (source.m, source.n))
+        from .zarrstore import StoreRows, local_path
+
+        if isinstance(source, StoreRows):  # the valid rows of a Zarr store
+            folder = local_path(source.store.location)  # None for a URL
+            location = source.store.location if folder is None else folder.resolve()
+            return cls("zarr", location, source.shape)
         return None
 
     def read(self, start, stop, rows=None):
         """Rows start..stop of X (or the sorted store rows `rows`, all in start..stop) as a
         uint8 array. Raises DataError naming the store when it cannot be read here."""
         if self.kind == "zarr":
-            from .zarrstore import open_store
+            from .zarrstore import StoreRows, open_store
 
-            store = open_store(self.location)
-            return store.rows(start, stop) if rows is None else store.take(rows)
+            valid_rows = StoreRows(open_store(self.location))  # the driver's row numbers
+            if valid_rows.shape != self.shape:
+                raise DataError(f"{self.location}: changed since training started, or not "
+                                f"the same store on worker {_worker_address()}")
+            return valid_rows[start:stop] if rows is None else valid_rows[rows]
         if self.stamp is not None and _stamp(self.location) != self.stamp:
             raise DataError(f"{self.location}: changed since training started, or not the "
                             f"same file on worker {_worker_address()}")
@@ -365,7 +371,7 @@ def distribute(client, X, y, sample_weight=None, what="DATA"):
     Raises OptionError when X is not rows of a store (images decoded here, arrays), and the
     first error of a worker that cannot read its rows (DataError naming the store).
     """
-    store = StoreRows.of(X.source) if isinstance(X, RowBlocks) else None
+    store = RowSource.of(X.source) if isinstance(X, RowBlocks) else None
     if store is None:
         raise OptionError(f"--scheduler: {what} must be a feature file or Zarr store that the "
                           "workers can read (write one with `logreg flatten DATA -o "
@@ -412,7 +418,7 @@ def place(client, prepared, settings):
     check_batch_size(settings.get("batch_size"), m, min(len(addresses), m))
     prepared.X = distribute(client, prepared.X, prepared.y, prepared.sample_weight)
     validation = prepared.validation
-    if validation is not None and StoreRows.of(getattr(validation.X, "source", None)):
+    if validation is not None and RowSource.of(getattr(validation.X, "source", None)):
         validation.X = distribute(client, validation.X, validation.y,
                                   validation.sample_weight, what="--val")
     prepared.streamed = False

@@ -206,3 +206,57 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_2(binary_file, tmp_path):
     result = run_cli("train", binary_file, "--scheduler-file", missing, "-m", tmp_path / "m.npz")
     assert (result.exit_code, result.stderr) == (
         2, f"Error: --scheduler-file {missing}: no such file\n")
+
+
+# ---------------------------------------------------------------- a Zarr store, the same model
+
+
+@pytest.fixture(scope="module")
+def npz_and_store(tmp_path_factory):
+    """The same image folder (one undecodable image early in class a, so the store has an
+    invalid row in the first shard) flattened to an .npz and to a Zarr store."""
+    pytest.importorskip("zarr", reason="the dask extra (zarr 3) is not installed")
+    from tiny_models import write_class_folders
+
+    root = tmp_path_factory.mktemp("zarr")
+    write_class_folders(root / "data", ["blue", "red"], 30)
+    (root / "data" / "blue" / "003.png").write_bytes(b"not a png at all")
+    for name in ("f.npz", "f.zarr"):
+        result = run_cli("flatten", root / "data", "-o", root / name, "--size", "8x8", "-q")
+        assert result.exit_code == 0, result.output
+    return root / "f.npz", root / "f.zarr"
+
+
+@pytest.mark.parametrize("options", [dict(epochs=15, lr=0.05),
+                                     dict(epochs=15, lr=0.05, val_split=0.3, l2=1.0)])
+def test_a_zarr_store_and_an_npz_of_the_same_images_train_to_the_same_model(
+        scheduler, npz_and_store, options):
+    npz, store = npz_and_store
+    from_store = logreg_cli.train(store, scheduler=scheduler, **options)
+    from_npz = logreg_cli.train(npz, scheduler=scheduler, **options)
+    alone = logreg_cli.train(npz, **options)
+    held_out = 0 if "val_split" not in options else from_npz.metadata["validation"]["images"]
+    assert from_store.metadata["data"]["images"] == 59 - held_out  # 60 files, 1 undecodable
+    assert from_store.metadata["data"]["class_counts"] == from_npz.metadata["data"]["class_counts"]
+    assert np.array_equal(from_store.weights, from_npz.weights)
+    assert np.array_equal(from_store.bias, from_npz.bias)
+    assert from_store.history == from_npz.history
+    np.testing.assert_allclose(from_store.weights, alone.weights, rtol=1e-4,
+                               atol=1e-5 * np.abs(alone.weights).max())
+
+
+def test_a_half_written_store_is_refused_by_name_before_any_worker_reads_it(
+        scheduler, npz_and_store, tmp_path):
+    import shutil
+
+    import zarr
+
+    from logreg_cli import zarrstore
+
+    store = tmp_path / "half.zarr"
+    shutil.copytree(npz_and_store[1], store)
+    zarr.open_group(str(store), mode="r+").attrs.update({zarrstore.COMPLETE: False})
+    result = run_cli("train", store, "--scheduler", scheduler, "-m", tmp_path / "m.npz")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: {store}: incomplete store (no completion marker")
+    assert result.stderr.count("\n") == 1
