@@ -3,79 +3,33 @@
 behind when `logreg train --scheduler local` is killed with SIGKILL, and `logreg --help`
 and `logreg predict` never importing dask."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-distributed = pytest.importorskip("distributed", reason="the dask extra is not installed "
+pytest.importorskip("distributed", reason="the dask extra is not installed "
                                           "(pip install 'logreg-cli[dask]')")
 
 import psutil  # noqa: E402  (distributed depends on it)
 
 import logreg_cli  # noqa: E402
-from test_dask_cluster import free_port, wait_until_gone  # noqa: E402
+from test_dask_cluster import dask_processes, wait_until_gone  # noqa: E402
 from test_dask_training import write_features  # noqa: E402
 from tiny_models import logreg_command, subprocess_env, train_model  # noqa: E402
 from tiny_models import write_class_folders  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process handling")
 
-DASK = Path(sys.executable).with_name("dask")
-
-
-def dask_command(*args):
-    """The `dask` command of this environment (its console script, or python -m dask)."""
-    if DASK.exists():
-        return [str(DASK), *map(str, args)]
-    return [sys.executable, "-m", "dask", *map(str, args)]
-
-
-def wait_for_file(path, process, seconds=60):
-    deadline = time.monotonic() + seconds
-    while not path.exists() or not path.read_text().strip():
-        assert process.poll() is None, process.stderr.read()
-        assert time.monotonic() < deadline, f"{path} was not written"
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def real_cluster(tmp_path):
-    """A `dask scheduler` on 127.0.0.1 (a free port, writing a scheduler file) and two
-    one-thread `dask worker` processes; yields (address, scheduler file)."""
-    port = free_port()
-    scheduler_file = tmp_path / "scheduler.json"
-    env = subprocess_env()
-    started = [subprocess.Popen(
-        dask_command("scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard",
-                     "--scheduler-file", scheduler_file),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)]
-    try:
-        wait_for_file(scheduler_file, started[0])
-        address = json.loads(scheduler_file.read_text())["address"]
-        for _ in range(2):
-            started.append(subprocess.Popen(
-                dask_command("worker", address, "--nthreads", "1", "--host", "127.0.0.1",
-                             "--no-dashboard"),
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
-        with distributed.Client(address, timeout=30, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=60)  # train shards over the workers it finds
-        yield address, scheduler_file
-    finally:
-        for process in reversed(started):
-            process.terminate()
-        for process in reversed(started):
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    """A `dask scheduler` and two one-thread `dask worker` processes on 127.0.0.1."""
+    with dask_processes(tmp_path) as started:
+        yield started
 
 
 def test_train_through_a_real_dask_scheduler_and_workers(real_cluster, tmp_path):

@@ -3,7 +3,6 @@ weights, validation with early stopping, L-BFGS, mini-batches, uneven shards), b
 reruns, a worker killed mid-run, the refusals, on ONE LocalCluster of 2 worker processes
 shared by the module."""
 
-import logging
 import os
 import signal
 import sys
@@ -23,6 +22,7 @@ from logreg_cli.cli import cli  # noqa: E402
 from logreg_cli.dataset import Dataset, save_features  # noqa: E402
 from logreg_cli.distributed import MIN_BATCH_ROWS_PER_WORKER, shard_bounds  # noqa: E402
 from logreg_cli.errors import LogregError  # noqa: E402
+from test_dask_cluster import dask_processes, free_port  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process handling")
 
@@ -31,13 +31,11 @@ SIZE = (4, 4)  # n = 48
 
 
 @pytest.fixture(scope="module")
-def scheduler():
-    """The address of a LocalCluster of 2 one-thread worker processes (with nannies, which
-    start a killed worker again), for the whole module."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
-                                  silence_logs=logging.CRITICAL) as local:
-        yield local.scheduler_address
+def scheduler(tmp_path_factory):
+    """The address of a Dask scheduler with 2 one-thread worker processes (with nannies,
+    which start a killed worker again), for the whole module."""
+    with dask_processes(tmp_path_factory.mktemp("cluster")) as (address, _):
+        yield address
 
 
 def write_features(path, m=M, classes=("a", "b"), seed=3):
@@ -191,8 +189,6 @@ def test_images_decoded_here_are_not_shipped(scheduler, make_image_folder, tmp_p
 
 
 def test_an_unreachable_scheduler_is_one_line_and_exit_2(binary_file, tmp_path):
-    from test_dask_cluster import free_port
-
     port = free_port()
     started = time.monotonic()
     result = run_cli("train", binary_file, "--scheduler", f"tcp://127.0.0.1:{port}",
