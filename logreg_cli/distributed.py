@@ -112,18 +112,14 @@ def _worker_address():
 
 
 class Shard:
-    """One worker's rows: features (a RowBlocks over its uint8 rows, in memory), y (its
-    labels, ints) and sample_weight (its image weights or None). Its size is that of its
-    arrays, so that Dask runs the shard's tasks where it is rather than moving it."""
+    """One worker's rows: pixels (m_s x n uint8, in memory), features (a RowBlocks the
+    fused kernel converts a few MB at a time, scaled by mean/scale as on one machine), y
+    (m_s labels) and sample_weight (m_s image weights, or None)."""
 
     def __init__(self, pixels, mean, scale, y, sample_weight):
         self.pixels, self.mean, self.scale = pixels, mean, scale
         self.y, self.sample_weight = y, sample_weight
         self.features = RowBlocks(pixels, None, mean, scale, in_memory=True)
-
-    def __sizeof__(self):
-        weights = 0 if self.sample_weight is None else self.sample_weight.nbytes
-        return self.pixels.nbytes + self.y.nbytes + weights
 
     def batch(self, rows):
         """The rows (local, sorted) of one mini-batch: (RowBlocks, y, sample_weight)."""
@@ -172,7 +168,7 @@ class ShardActor:
         """(loss sum, dJ/dW sum, dJ/db sum) in float64 without L2, as
         core.float64_cost_and_gradient computes them, over the shard's rows."""
         shard = self.shard
-        m = len(shard.y)
+        m = len(shard.y)  # the function returns means: times m, the shard's sums
         cost, grad_W, grad_b = core.float64_cost_and_gradient(
             shard.features, core.targets(shard.y, c), W, b, 0.0, shard.sample_weight)
         return cost * m, grad_W * m, grad_b * m
@@ -207,7 +203,6 @@ class DistributedRows:
         self.shape = (int(bounds[-1]), n)
         self._checked = (y, sample_weight)
         self.homes = [addresses[index % len(addresses)] for index in range(len(specs))]
-        self.restarts = 0  # shards started again after their worker was lost
         self._tasks = [self._submit(index) for index in range(len(specs))]
         self.actors = [_result(task) for task in self._tasks]
 
@@ -216,8 +211,10 @@ class DistributedRows:
         return len(self.specs)
 
     def _submit(self, index):
+        # allow_other_workers: a home lost before the actor starts must not leave it waiting
         return self.client.submit(ShardActor, *self.specs[index], actor=True,
-                                  workers=[self.homes[index]], pure=False)
+                                  workers=[self.homes[index]], allow_other_workers=True,
+                                  pure=False)
 
     def _check_labels(self, y, sample_weight):
         if self._checked[0] is y and self._checked[1] is sample_weight:
@@ -272,11 +269,8 @@ class DistributedRows:
         self.homes[index] = min(live, key=lambda address: (load[address], address))
         self._tasks[index] = self._submit(index)
         self.actors[index] = _result(self._tasks[index])
-        self.restarts += 1
 
     def _lost(self, index, error):
-        if isinstance(error, LogregError):
-            return error
         return LogregError(f"--scheduler: shard {index} failed on worker {self.homes[index]} "
                            f"({_first_line(error)})")
 

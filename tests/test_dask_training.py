@@ -70,9 +70,15 @@ CASES = {
     "validation, early stop": ("binary", dict(epochs=300, lr=3.0, val_split=0.3,
                                               early_stop=3, standardize=True)),
     "lbfgs": ("three", dict(epochs=15, optimizer="lbfgs")),
+    "a --val feature file": ("binary", dict(epochs=10, lr=0.01, val="VAL", early_stop=4)),
     "mini-batches": ("binary", dict(epochs=3, lr=0.01, batch_size=2 * MIN_BATCH_ROWS_PER_WORKER,
                                     optimizer="momentum")),
 }
+
+
+@pytest.fixture(scope="module")
+def val_file(tmp_path_factory):
+    return write_features(tmp_path_factory.mktemp("dask") / "val.npz", m=1001, seed=4)
 
 
 def data_of(kind, binary_file, three_class_file):
@@ -81,8 +87,9 @@ def data_of(kind, binary_file, three_class_file):
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_cluster_trains_the_model_one_machine_trains(case, scheduler, binary_file,
-                                                         three_class_file):
+                                                         three_class_file, val_file):
     kind, options = CASES[case]
+    options = {name: val_file if value == "VAL" else value for name, value in options.items()}
     data = data_of(kind, binary_file, three_class_file)
     alone = logreg_cli.train(data, **options)
     spread = logreg_cli.train(data, scheduler=scheduler, **options)
@@ -95,6 +102,9 @@ def test_the_cluster_trains_the_model_one_machine_trains(case, scheduler, binary
     assert spread.metadata["method"] == "dask"
     assert spread.metadata["data"]["images"] == alone.metadata["data"]["images"]
     assert spread.metadata["train_accuracy"] == alone.metadata["train_accuracy"]
+    if "val" in options:
+        np.testing.assert_allclose(spread.history["val_cost"], alone.history["val_cost"],
+                                   rtol=1e-6)
     if "val_split" in options:
         assert spread.metadata["validation"] == alone.metadata["validation"] | {
             "accuracy": spread.metadata["validation"]["accuracy"],
@@ -256,3 +266,29 @@ def test_a_half_written_store_is_refused_by_name_before_any_worker_reads_it(
     assert result.exit_code == 2
     assert result.stderr.startswith(f"Error: {store}: incomplete store (no completion marker")
     assert result.stderr.count("\n") == 1
+
+
+def test_validation_rows_from_a_store_are_scored_on_the_workers(scheduler, binary_file,
+                                                                val_file, tmp_path):
+    from logreg_cli import api
+    from logreg_cli.distributed import DistributedRows, cluster_or_none, place
+    from logreg_cli.features import RowBlocks
+
+    folder = tmp_path / "val"
+    from tiny_models import write_class_folders
+
+    write_class_folders(folder, ["blue", "red"], 2, size=SIZE)
+    (folder / "blue").rename(folder / "a")
+    (folder / "red").rename(folder / "b")
+    where = {}
+    for name, options in (("--val-split", dict(val_split=0.2)), ("--val file", dict(val=val_file)),
+                          ("--val folder", dict(val=folder))):
+        settings = api.train_settings(options)
+        with cluster_or_none(scheduler, None, None) as client:
+            prepared = api.prepare(binary_file, settings, api.folder_loader(),
+                                   keep_on_disk=True)
+            place(client, prepared, settings)
+            where[name] = (type(prepared.X), type(prepared.validation.X))
+    assert where == {"--val-split": (DistributedRows, DistributedRows),
+                     "--val file": (DistributedRows, DistributedRows),
+                     "--val folder": (DistributedRows, RowBlocks)}
