@@ -62,13 +62,13 @@ def connect(scheduler, scheduler_file=None, jobs=None):
     with _quiet_logs():
         if scheduler == "local":
             with _local_cluster(distributed, jobs) as cluster:
-                with _client(distributed, cluster, None, "--scheduler local") as client:
+                with _client(distributed, cluster, "--scheduler local") as client:
                     yield client
         else:
-            if scheduler_file is not None:
-                _check_scheduler_file(scheduler_file)
             name = option_name(scheduler, scheduler_file)
-            with _client(distributed, scheduler, scheduler_file, name) as client:
+            address = scheduler if scheduler_file is None else _address_in(scheduler_file)
+            _probe(address, name)
+            with _client(distributed, address, name) as client:
                 yield client
 
 
@@ -98,12 +98,12 @@ def dask_setup(worker):
 
 
 @contextmanager
-def _client(distributed, address, scheduler_file, name):
-    if isinstance(address, str) and "://" not in address and ":" not in address:
-        raise OptionError(f"{name}: not a scheduler address; give tcp://HOST:PORT or local")
+def _client(distributed, address, name):
+    """A Client of address (a scheduler's address or a LocalCluster): actor calls go
+    straight to the workers (direct_to_workers), not through the scheduler."""
     try:
-        client = distributed.Client(address, scheduler_file=scheduler_file,
-                                    timeout=CONNECT_TIMEOUT, direct_to_workers=True)
+        client = distributed.Client(address, timeout=CONNECT_TIMEOUT,
+                                    direct_to_workers=True)
     except (OSError, TimeoutError, ValueError) as error:
         raise OptionError(f"{name}: cannot reach the scheduler within {CONNECT_TIMEOUT} s "
                           f"({_first_line(error)})") from None
@@ -113,7 +113,39 @@ def _client(distributed, address, scheduler_file, name):
         client.close()
 
 
-def _check_scheduler_file(path):
+def _probe(address, name):
+    """Raise OptionError for an address that is not one, at once when nothing listens at a
+    tcp:// (or tls://) address (a refused connection) rather than after Dask's
+    CONNECT_TIMEOUT seconds of retries, and after CONNECT_TIMEOUT seconds when a tcp://
+    listener says nothing (a Dask scheduler speaks first; distributed's Client would wait
+    for its handshake for ever)."""
+    import socket
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    if "://" not in address and ":" not in address:
+        raise OptionError(f"{name}: not a scheduler address; give tcp://HOST:PORT or local")
+    try:
+        protocol, location = parse_address(address)
+        host, port = parse_host_port(location)
+    except ValueError:
+        raise OptionError(f"{name}: not a scheduler address; give tcp://HOST:PORT or "
+                          "local") from None
+    if protocol not in ("tcp", "tls"):
+        return
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT) as probe:
+            if protocol == "tcp" and not probe.recv(1):
+                raise ConnectionResetError(0, "closed without a word")
+    except OSError as error:
+        why = (f"no answer within {CONNECT_TIMEOUT} s" if isinstance(error, TimeoutError)
+               else error.strerror or str(error))
+        raise OptionError(f"{name}: cannot reach the scheduler ({why})") from None
+
+
+def _address_in(path):
+    """The scheduler's address in a scheduler file; OptionError naming the file when it is
+    missing or not one."""
     import json
 
     path = Path(path)
@@ -126,6 +158,7 @@ def _check_scheduler_file(path):
                           f"({_first_line(error)})") from None
     if not isinstance(address, str):
         raise OptionError(f"--scheduler-file {path}: not a scheduler file (no address)")
+    return address
 
 
 def _first_line(error):

@@ -203,11 +203,10 @@ def test_an_unreachable_scheduler_is_one_line_and_exit_2(binary_file, tmp_path):
     started = time.monotonic()
     result = run_cli("train", binary_file, "--scheduler", f"tcp://127.0.0.1:{port}",
                      "-m", tmp_path / "m.npz")
-    assert result.exit_code == 2
-    assert result.stderr.startswith(f"Error: --scheduler tcp://127.0.0.1:{port}: cannot reach "
-                                    f"the scheduler within {cluster.CONNECT_TIMEOUT} s (")
-    assert result.stderr.count("\n") == 1
-    assert time.monotonic() - started < cluster.CONNECT_TIMEOUT + 10
+    assert (result.exit_code, result.stderr) == (
+        2, f"Error: --scheduler tcp://127.0.0.1:{port}: cannot reach the scheduler "
+           "(Connection refused)\n")
+    assert time.monotonic() - started < cluster.CONNECT_TIMEOUT
     missing = tmp_path / "scheduler.json"
     result = run_cli("train", binary_file, "--scheduler-file", missing, "-m", tmp_path / "m.npz")
     assert (result.exit_code, result.stderr) == (
