@@ -117,7 +117,7 @@ def train(data, *, on_epoch=None, on_warning=None, jobs=None, strict=False, sche
         check("jobs", jobs)
     from .distributed import cluster_or_none, place
 
-    with cluster_or_none(scheduler, scheduler_file, jobs) as client:
+    with cluster_or_none(scheduler, scheduler_file, jobs, data) as client:
         prepared = prepare(data, settings, folder_loader(jobs, strict, on_warning),
                            on_left_out=skipper(strict, on_warning),
                            keep_on_disk=client is not None)

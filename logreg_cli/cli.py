@@ -467,7 +467,7 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
     picture_format(plot, "--plot")
     scheduler, scheduler_file = options.pop("scheduler"), options.pop("scheduler_file")
     settings = api.train_settings(options)  # the library's one check of the options
-    with cluster_or_none(scheduler, scheduler_file, jobs) as client:
+    with cluster_or_none(scheduler, scheduler_file, jobs, data) as client:
         return train_prepared(data, settings, client, model_path, history, plot, rates, jobs,
                               strict, quiet)
 

@@ -79,6 +79,9 @@ def _local_cluster(distributed, jobs):
     cluster = distributed.LocalCluster(
         n_workers=jobs or usable_cores(), threads_per_worker=1, processes=True,
         host="127.0.0.1", dashboard_address=None, silence_logs=QUIET_LOG_LEVEL,
+        # without a dashboard the scheduler still serves HTTP (health, metrics): on a free
+        # port, not on 8787 with a warning when another cluster has it
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         preload=[__name__])  # dask_setup below, in each worker process
     try:
         yield cluster

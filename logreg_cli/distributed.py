@@ -357,6 +357,26 @@ def shard_bounds(m, parts):
     return bounds.astype(np.int64)
 
 
+NOT_A_STORE = ("--scheduler: {what} must be a feature file or Zarr store that the workers can "
+               "read (write one with `logreg flatten DATA -o features.npz`); images decoded "
+               "here are not shipped to workers")
+
+
+def check_data(data):
+    """Before a cluster is started or joined: raise DataError when DATA does not exist and
+    OptionError when it is not a feature file or store (arrays, an image folder)."""
+    import os
+
+    from .dataset import is_feature_file, path_exists
+
+    if not isinstance(data, (str, os.PathLike)):
+        raise OptionError(NOT_A_STORE.format(what="DATA"))
+    if not path_exists(data):
+        raise DataError(f"{data}: no such file or folder")
+    if not is_feature_file(data):
+        raise OptionError(NOT_A_STORE.format(what="DATA"))
+
+
 def distribute(client, X, y, sample_weight=None, what="DATA"):
     """Place X (a RowBlocks over a feature file's or store's rows) on the client's workers,
     one shard each, read by the workers themselves; returns a DistributedRows.
@@ -367,9 +387,7 @@ def distribute(client, X, y, sample_weight=None, what="DATA"):
     """
     store = RowSource.of(X.source) if isinstance(X, RowBlocks) else None
     if store is None:
-        raise OptionError(f"--scheduler: {what} must be a feature file or Zarr store that the "
-                          "workers can read (write one with `logreg flatten DATA -o "
-                          "features.npz`); images decoded here are not shipped to workers")
+        raise OptionError(NOT_A_STORE.format(what=what))
     addresses = worker_addresses(client)
     m, n = X.shape
     bounds = shard_bounds(m, len(addresses))
@@ -422,13 +440,19 @@ def place(client, prepared, settings):
 
 
 @contextmanager
-def cluster_or_none(scheduler, scheduler_file, jobs):
+def cluster_or_none(scheduler, scheduler_file, jobs, data=None):
     """Yield a distributed.Client for --scheduler / --scheduler-file (cluster.connect), or
-    None when neither is given."""
+    None when neither is given. data (DATA, when given) is checked first (check_data), so
+    that a missing or unusable DATA is said before any cluster is started or joined."""
     from . import cluster
 
     if not cluster.wanted(scheduler, scheduler_file):
         yield None
         return
+    if scheduler is not None and scheduler_file is not None:  # said before DATA is looked at
+        raise OptionError("--scheduler and --scheduler-file cannot be used together; "
+                          "choose one")
+    if data is not None:
+        check_data(data)
     with cluster.connect(scheduler, scheduler_file, jobs) as client:
         yield client

@@ -184,3 +184,28 @@ def test_local_workers_do_not_outlive_a_parent_killed_with_sigkill(tmp_path):
         if parent.poll() is None:
             parent.kill()
         parent.wait()
+
+
+# Starts a LocalCluster through cluster.connect while another program holds port 8787 (the
+# dashboard's usual port), as a second logreg or a notebook's cluster would.
+CLUSTER_BESIDE_A_BUSY_8787 = """
+import socket
+from logreg_cli.cluster import connect
+if __name__ == "__main__":
+    holder = socket.socket()
+    try:
+        holder.bind(("0.0.0.0", 8787))
+        holder.listen()
+    except OSError:  # already taken by someone else: busy all the same
+        pass
+    with connect("local", None, jobs=1) as client:
+        print(len(client.scheduler_info()["workers"]))
+"""
+
+
+def test_a_local_cluster_says_nothing_when_port_8787_is_taken(tmp_path):
+    script = tmp_path / "beside_a_busy_8787.py"
+    script.write_text(CLUSTER_BESIDE_A_BUSY_8787)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=subprocess_env(), timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "1\n", "")

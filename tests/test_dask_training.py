@@ -291,3 +291,15 @@ def test_validation_rows_from_a_store_are_scored_on_the_workers(scheduler, binar
     assert where == {"--val-split": (DistributedRows, DistributedRows),
                      "--val file": (DistributedRows, DistributedRows),
                      "--val folder": (DistributedRows, RowBlocks)}
+
+
+@pytest.mark.parametrize("scheduler_option", [["--scheduler", "local"],
+                                              ["--scheduler-file", "scheduler.json"]])
+def test_a_missing_data_is_said_before_a_cluster_is_started_or_joined(tmp_path,
+                                                                      scheduler_option):
+    started = time.monotonic()
+    result = run_cli("train", tmp_path / "missing.npz", *scheduler_option,
+                     "-m", tmp_path / "m.npz")
+    assert (result.exit_code, result.stderr) == (
+        2, f"Error: {tmp_path / 'missing.npz'}: no such file or folder\n")
+    assert time.monotonic() - started < 2  # a LocalCluster takes seconds to start
