@@ -977,7 +977,8 @@ def flatten(data, output, size, jobs, strict, quiet, scheduler, scheduler_file):
         return flatten_store(data, output, size, jobs, strict, quiet, scheduler,
                              scheduler_file)
     if scheduler is not None or scheduler_file is not None:
-        raise click.UsageError(f"--scheduler: {output}: decoding on a cluster writes a Zarr "
+        option = "--scheduler" if scheduler is not None else "--scheduler-file"
+        raise click.UsageError(f"{option}: {output}: decoding on a cluster writes a Zarr "
                                "store; name one with -o NAME.zarr")
     check_outputs([("--output", output)], [("DATA", data)])
     if output.is_dir():

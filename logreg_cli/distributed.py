@@ -69,7 +69,7 @@ class StoreRows:
         if self.kind == "zarr":
             from .zarrstore import open_store
 
-            store = open_store(self.location).valid_rows()  # positions count valid rows
+            store = open_store(self.location)
             return store.rows(start, stop) if rows is None else store.take(rows)
         if self.stamp is not None and _stamp(self.location) != self.stamp:
             raise DataError(f"{self.location}: changed since training started, or not the "

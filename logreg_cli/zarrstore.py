@@ -157,10 +157,6 @@ class FeatureStore:
             self._paths = self._strings("paths")
         return self._paths
 
-    def valid_rows(self):
-        """StoreRows: the valid rows, by their position among the valid rows."""
-        return StoreRows(self)
-
     def rows(self, start, stop):
         """Rows start..stop of X (all rows, valid or not): a (stop - start) x n uint8 array."""
         if not 0 <= start <= stop <= self.m:
@@ -187,9 +183,8 @@ class StoreRows:
     """The valid rows of a store's X, read on demand: looks like a read-only m x n uint8
     array (shape, dtype, len, iteration, indexing by an int, a slice or sorted row indices)
     to RowBlocks, the model and the evaluation, as features.FileRows does for an .npz.
-    Positions count valid rows only (what train sees); location, m, n, rows(start, stop) and
-    take(positions) are what a Dask worker reads its shard with (open_store(location)
-    .valid_rows() on the worker gives the same positions)."""
+    Positions count valid rows only (what train sees); a Dask worker reading its shard
+    makes StoreRows(open_store(location)) too, so positions mean the same there."""
 
     dtype = np.dtype(np.uint8)
     ndim = 2
@@ -199,26 +194,6 @@ class StoreRows:
         valid = store.valid
         self.index = None if valid.all() else np.flatnonzero(valid)  # store row of each row
         self.shape = (store.m if self.index is None else len(self.index), store.n)
-
-    @property
-    def location(self):
-        return self.store.location
-
-    @property
-    def m(self):
-        return self.shape[0]
-
-    @property
-    def n(self):
-        return self.shape[1]
-
-    def rows(self, start, stop):
-        """Valid rows start..stop: a (stop - start) x n uint8 array (what a worker reads)."""
-        return self[start:stop]
-
-    def take(self, positions):
-        """The valid rows at the given sorted positions: len(positions) x n uint8."""
-        return self[np.asarray(positions, dtype=np.int64)]
 
     def __len__(self):
         return self.shape[0]

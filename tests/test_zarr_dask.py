@@ -1,8 +1,7 @@
 """Zarr stores on a Dask cluster: `flatten -o x.zarr --scheduler` decodes on the workers
 (one task per chunk, each writing its chunk) into the store a local flatten writes, with the
-same warnings in path order; `train --scheduler` reads a store's valid rows on the workers."""
+same warnings in path order."""
 
-import json
 import time
 
 import numpy as np
@@ -124,21 +123,7 @@ def test_scheduler_needs_a_store_output(damaged, tmp_path):
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.startswith(f"Error: --scheduler: {tmp_path / 'f.npz'}: decoding on a "
                                     "cluster writes a Zarr store; name one with -o NAME.zarr")
+    result = run("flatten", damaged, "-o", tmp_path / "f.npz", "--scheduler-file", "s.json")
+    assert result.exit_code == 2 and result.stderr.startswith(
+        f"Error: --scheduler-file: {tmp_path / 'f.npz'}: decoding on a cluster writes a Zarr")
     assert not (tmp_path / "f.npz").exists()
-
-
-def test_train_on_a_cluster_reads_the_valid_rows_of_a_store(make_image_folder, tmp_path):
-    root = make_image_folder({"a": 12, "b": 12})
-    for name in ("a/003.png", "b/010.png"):
-        (root / name).write_bytes(b"broken")
-    assert run("flatten", root, "-o", tmp_path / "f.zarr", *SIZE).exit_code == 0
-    assert run("flatten", root, "-o", tmp_path / "f.npz", *SIZE).exit_code == 0
-    options = ["--epochs", "30", "--lr", "0.5", "-q"]
-    assert run("train", tmp_path / "f.npz", "-m", tmp_path / "here.npz", *options).exit_code == 0
-    result = run("train", tmp_path / "f.zarr", "-m", tmp_path / "there.npz", *options,
-                 "--scheduler", "local", "--jobs", "2")
-    assert result.exit_code == 0, result.stderr
-    here, there = np.load(tmp_path / "here.npz"), np.load(tmp_path / "there.npz")
-    np.testing.assert_allclose(there["weights"], here["weights"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(there["bias"], here["bias"], rtol=1e-5, atol=1e-6)
-    assert json.loads(str(there["metadata"]))["data"]["images"] == 22
