@@ -109,6 +109,7 @@ class FeatureStore:
         self.classes = self._strings("classes")
         self.metadata = dict(group.attrs.get("metadata") or {})
         self._y = self._valid = self._paths = None
+        self._cached_chunk = None
 
     def _error(self, cause):
         return ModelFileError(f"{self.location}: {cause}")
@@ -158,10 +159,30 @@ class FeatureStore:
         return self._paths
 
     def rows(self, start, stop):
-        """Rows start..stop of X (all rows, valid or not): a (stop - start) x n uint8 array."""
+        """Rows start..stop of X (all rows, valid or not): a (stop - start) x n uint8 array.
+
+        zarr reads a whole chunk to give any of its rows (24 MB for one row of 12 KB), so
+        the chunk last read is kept: streaming a few MB at a time, or gathering sorted rows,
+        reads each chunk once, not once per block.
+        """
         if not 0 <= start <= stop <= self.m:
             raise IndexError(f"rows {start}..{stop} outside 0..{self.m}")
-        return np.ascontiguousarray(self._read("X", slice(start, stop)), dtype=np.uint8)
+        out = np.empty((stop - start, self.n), dtype=np.uint8)
+        step = self.chunk_rows
+        for first in range(start - start % step, stop, step):
+            chunk = self._chunk(first // step)
+            low, high = max(start, first), min(stop, first + step)
+            out[low - start : high - start] = chunk[low - first : high - first]
+        return out
+
+    def _chunk(self, index):
+        """Chunk index of X (its rows, uint8), read once and kept until another is asked for."""
+        cached = self._cached_chunk  # (index, rows); replaced whole, so safe across threads
+        if cached is None or cached[0] != index:
+            step = self.chunk_rows
+            rows = self._read("X", slice(index * step, min((index + 1) * step, self.m)))
+            cached = self._cached_chunk = (index, np.asarray(rows, dtype=np.uint8))
+        return cached[1]
 
     def take(self, rows):
         """Rows of X at the given sorted indices: len(rows) x n uint8."""
