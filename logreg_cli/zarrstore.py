@@ -447,10 +447,12 @@ def check_store_output(location, data):
     path = local_path(location)
     if path is None:
         return
-    if path.exists() and not (path.is_dir() and (path / "zarr.json").is_file()):
-        what = "a folder" if path.is_dir() else "a file"
-        raise ModelFileError(f"{location}: exists and is {what}, not a Zarr store; "
-                             "not replaced (remove it or write elsewhere)")
+    if path.is_symlink() or (path.exists()
+                             and not (path.is_dir() and (path / "zarr.json").is_file())):
+        what = ("a symlink" if path.is_symlink() else
+                "a folder, not a Zarr store" if path.is_dir() else "a file, not a Zarr store")
+        raise ModelFileError(f"{location}: exists and is {what}; not replaced (remove it or "
+                             "write elsewhere)")
     source = local_path(data) if is_url(data) else Path(str(data))
     if source is not None and path.exists() and os.path.realpath(source) == os.path.realpath(path):
         raise ModelFileError(f"{location}: --output would replace the DATA this command "
@@ -464,10 +466,12 @@ def decode_chunk(paths, size, jobs=None, on_error=None, on_image=None):
     from .images import load_images
 
     decoded, kept = load_images(paths, size, jobs=jobs, on_error=on_error, on_image=on_image)
-    X = np.zeros((len(paths), size[0] * size[1] * 3), dtype=np.uint8)
-    X[kept] = decoded
     valid = np.zeros(len(paths), dtype=bool)
     valid[kept] = True
+    if valid.all():
+        return decoded, valid  # no second chunk-sized buffer when every image was read
+    X = np.zeros((len(paths), size[0] * size[1] * 3), dtype=np.uint8)
+    X[kept] = decoded
     return X, valid
 
 

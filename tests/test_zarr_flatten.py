@@ -181,6 +181,13 @@ def test_a_folder_or_file_that_is_not_a_store_is_never_replaced(damaged, tmp_pat
     assert_user_error(run("flatten", damaged, "-o", tmp_path / "file.zarr", *SIZE),
                       f"{tmp_path / 'file.zarr'}: exists and is a file, not a Zarr store; "
                       "not replaced (remove it or write elsewhere)")
+    write_store_link = tmp_path / "link.zarr"
+    assert run("flatten", damaged, "-o", tmp_path / "real.zarr", *SIZE).exit_code == 0
+    write_store_link.symlink_to(tmp_path / "real.zarr")
+    assert_user_error(run("flatten", damaged, "-o", write_store_link, *SIZE),
+                      f"{write_store_link}: exists and is a symlink; not replaced (remove it "
+                      "or write elsewhere)")
+    assert write_store_link.is_symlink() and zarrstore.open_store(write_store_link).m == 13
     assert_user_error(run("flatten", tmp_path / "nowhere", "-o", tmp_path / "f.zarr"),
                       f"{tmp_path / 'nowhere'}: no such file or folder")
     assert not (tmp_path / "f.zarr").exists()
