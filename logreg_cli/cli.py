@@ -993,9 +993,13 @@ def flatten_store(data, output, size, jobs, strict, quiet, scheduler, scheduler_
     """flatten -o a Zarr store (decoded on a Dask cluster with --scheduler), with
     load_dataset's progress bar, warnings and counts."""
     from . import api
+    from .dataset import path_exists
     from .distributed import cluster_or_none
+    from .errors import DataError
     from .zarrstore import store_location
 
+    if not path_exists(data):  # said before a cluster is started or joined
+        raise DataError(f"{data}: no such file or folder")
     with cluster_or_none(scheduler, scheduler_file, jobs) as client, \
             progress_bar(quiet, desc="loading", unit="img") as bar:
         written = api.flatten(data, store_location(output), size=size, jobs=jobs,

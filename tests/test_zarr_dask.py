@@ -118,6 +118,16 @@ def test_tasks_still_running_when_strict_stops_write_nothing_after(damaged, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
+def test_missing_data_is_said_before_a_cluster_starts(tmp_path, monkeypatch):
+    from logreg_cli import cluster
+
+    monkeypatch.setattr(cluster, "connect", lambda *a, **k: pytest.fail("cluster started"))
+    result = run("flatten", tmp_path / "nowhere", "-o", tmp_path / "f.zarr", "--scheduler",
+                 "local")
+    assert (result.exit_code, result.stderr) == (
+        2, f"Error: {tmp_path / 'nowhere'}: no such file or folder\n")
+
+
 def test_scheduler_needs_a_store_output(damaged, tmp_path):
     result = run("flatten", damaged, "-o", tmp_path / "f.npz", "--scheduler", "local")
     assert result.exit_code == 2 and result.stdout == ""
