@@ -308,7 +308,7 @@ def load_images(paths, size="64x64", *, jobs=None):
 
 
 def flatten(data, path, *, size="64x64", jobs=None, strict=False, on_warning=None,
-            on_image=None, on_total=None):
+            on_image=None, on_total=None, client=None):
     """Load the images of data once and write them as a feature file, as
     `logreg flatten DATA -o PATH` does.
 
@@ -324,6 +324,9 @@ def flatten(data, path, *, size="64x64", jobs=None, strict=False, on_warning=Non
     size : "WIDTHxHEIGHT" or (width, height)
     jobs, strict, on_warning
         As for train. on_image() after each file, on_total(count) once they are listed.
+    client : distributed.Client, optional
+        Decode on its workers (a store only): one task per chunk of rows, each writing its
+        chunk; warnings still come in path order (cluster.connect gives one).
 
     Returns
     -------
@@ -341,25 +344,33 @@ def flatten(data, path, *, size="64x64", jobs=None, strict=False, on_warning=Non
 
     if is_store_name(path):
         return flatten_to_store(data, path, parse_size(size), check("jobs", jobs),
-                                skipper(strict, on_warning), on_image, on_total)
+                                skipper(strict, on_warning), on_image, on_total, client)
+    if client is not None:
+        raise OptionError(f"--scheduler: {path}: decoding on a cluster writes a Zarr store; "
+                          "name one with -o NAME.zarr")
     dataset = folder_loader(jobs, strict, on_warning, on_image, on_total)(data,
                                                                           parse_size(size))
     write_features(dataset, path, data)
     return dataset
 
 
-def flatten_to_store(data, location, size, jobs, on_error, on_image=None, on_total=None):
-    """flatten into the Zarr store at location: images decoded a chunk at a time, or a
-    feature file (or store) converted -> zarrstore.Flattened."""
+def flatten_to_store(data, location, size, jobs, on_error, on_image=None, on_total=None,
+                     client=None):
+    """flatten into the Zarr store at location: images decoded a chunk at a time (on the
+    client's workers when given), or a feature file (or store) converted ->
+    zarrstore.Flattened."""
     from .dataset import is_feature_file
     from .zarrstore import check_store_output, convert_features, flatten_images, open_zarr
 
     open_zarr(location)  # a missing extra is said before any work
     check_store_output(location, data)
     if is_feature_file(data):
+        if client is not None:
+            raise OptionError(f"--scheduler: {data} is a feature file: converting it decodes "
+                              "nothing, so it runs here; drop --scheduler")
         return convert_features(data, location, flatten_metadata(data))
     return flatten_images(data, location, size, flatten_metadata(data), jobs, on_error,
-                          on_image, on_total)
+                          on_image, on_total, client)
 
 
 def flatten_metadata(source, skipped=()):

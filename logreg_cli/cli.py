@@ -941,10 +941,12 @@ def report(data, model_path, output, misclassified, jobs, strict, quiet):
               help="Feature file to write: .npz, or a Zarr store (.zarr or a URL).")
 @declared("size", default="64x64", show_default=True,
           help="Image size WIDTHxHEIGHT every image is resized to.")
+@declared("scheduler")
+@declared("scheduler_file", type=click.Path(dir_okay=False, path_type=Path))
 @jobs_option
 @strict_option
 @quiet_option
-def flatten(data, output, size, jobs, strict, quiet):
+def flatten(data, output, size, jobs, strict, quiet, scheduler, scheduler_file):
     """Load the images of DATA (a folder of class subfolders or a labels file) once and
     write them as a feature file.
 
@@ -955,12 +957,15 @@ def flatten(data, output, size, jobs, strict, quiet):
 
     -o NAME.zarr (or a URL: file://, s3://...) writes a Zarr v3 store instead (needs the
     dask extra), decoding a chunk of rows at a time; DATA may also be a feature file or
-    store to convert.
+    store to convert. With --scheduler (or --scheduler-file) the workers of a Dask cluster
+    decode the images, one task per chunk, each writing its chunk into the store; they
+    must see DATA and the store at the same paths (shared disk) or URL.
 
     \b
     Example:
         logreg flatten images/ -o features.npz --size 32x32
         logreg flatten images/ -o features.zarr
+        logreg flatten images/ -o /shared/features.zarr --scheduler tcp://head:8786
     """
     from .api import write_features
     from .atomic import check_outputs
@@ -969,7 +974,12 @@ def flatten(data, output, size, jobs, strict, quiet):
     if is_store_name(output):
         if local_path(output) is not None:
             check_outputs([("--output", local_path(output))])
-        return flatten_store(data, output, size, jobs, strict, quiet)
+        return flatten_store(data, output, size, jobs, strict, quiet, scheduler,
+                             scheduler_file)
+    if scheduler is not None or scheduler_file is not None:
+        option = "--scheduler" if scheduler is not None else "--scheduler-file"
+        raise click.UsageError(f"{option}: {output}: decoding on a cluster writes a Zarr "
+                               "store; name one with -o NAME.zarr")
     check_outputs([("--output", output)], [("DATA", data)])
     if output.is_dir():
         raise click.BadParameter(f"{output}: is a folder (a Zarr store is named NAME.zarr)",
@@ -979,15 +989,22 @@ def flatten(data, output, size, jobs, strict, quiet):
     say(f"wrote {len(dataset.y)} images x {dataset.X.shape[1]} features to {output}", quiet)
 
 
-def flatten_store(data, output, size, jobs, strict, quiet):
-    """flatten -o a Zarr store, with load_dataset's progress bar, warnings and counts."""
+def flatten_store(data, output, size, jobs, strict, quiet, scheduler, scheduler_file):
+    """flatten -o a Zarr store (decoded on a Dask cluster with --scheduler), with
+    load_dataset's progress bar, warnings and counts."""
     from . import api
+    from .dataset import path_exists
+    from .distributed import cluster_or_none
+    from .errors import DataError
     from .zarrstore import store_location
 
-    with progress_bar(quiet, desc="loading", unit="img") as bar:
+    if not path_exists(data):  # said before a cluster is started or joined
+        raise DataError(f"{data}: no such file or folder")
+    with cluster_or_none(scheduler, scheduler_file, jobs) as client, \
+            progress_bar(quiet, desc="loading", unit="img") as bar:
         written = api.flatten(data, store_location(output), size=size, jobs=jobs,
                               strict=strict, on_warning=warn_error, on_image=bar.update,
-                              on_total=lambda total: set_total(bar, total))
+                              on_total=lambda total: set_total(bar, total), client=client)
     if written.skipped:
         say(f"skipped {len(written.skipped)} unreadable file(s) in {data}")
     say(f"wrote {written.images} images x {written.n} features to {store_location(output)}",

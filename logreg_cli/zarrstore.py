@@ -3,8 +3,8 @@ train/evaluate/predict like an .npz feature file and by each Dask worker for its
 
 The store is a Zarr v3 group (a folder, or a URL where zarr supports one):
     X        uint8 m x n, uncompressed, chunks of rows_per_chunk(n) whole rows (16-32 MB)
-    y        int64 m, the label of each row (indexes classes; -1 on an invalid row of a class
-             left out because none of its images could be read); chunked like X's rows
+    y        int64 m, the label of each row (indexes classes; -1 on a row that is not
+             valid); chunked like X's rows
     valid    bool m, False for a row whose image could not be decoded (its X row is zeros
              and it is never trained on); chunked like X's rows
     paths    string m, the source file of each row
@@ -30,7 +30,7 @@ STORE_FORMAT = "logreg-features"
 STORE_FORMAT_VERSION = 1
 CHUNK_BYTES = 24 << 20  # X's chunks hold this many bytes of whole rows (at least one row)
 COMPLETE = "complete"
-NO_LABEL = -1  # y of a row whose class was left out (no image of it could be read)
+NO_LABEL = -1  # y of a row that is not valid (its image could not be read)
 ROW_ARRAYS = ("X", "y", "valid", "paths")  # one entry per row
 ARRAY_NAMES = ROW_ARRAYS + ("classes", "size")
 # a scheme of two letters or more (C:/ is a drive), then one slash or more
@@ -109,6 +109,7 @@ class FeatureStore:
         self.classes = self._strings("classes")
         self.metadata = dict(group.attrs.get("metadata") or {})
         self._y = self._valid = self._paths = None
+        self._cached_chunk = None
 
     def _error(self, cause):
         return ModelFileError(f"{self.location}: {cause}")
@@ -158,10 +159,30 @@ class FeatureStore:
         return self._paths
 
     def rows(self, start, stop):
-        """Rows start..stop of X (all rows, valid or not): a (stop - start) x n uint8 array."""
+        """Rows start..stop of X (all rows, valid or not): a (stop - start) x n uint8 array.
+
+        zarr reads a whole chunk to give any of its rows (24 MB for one row of 12 KB), so
+        the chunk last read is kept: streaming a few MB at a time, or gathering sorted rows,
+        reads each chunk once, not once per block.
+        """
         if not 0 <= start <= stop <= self.m:
             raise IndexError(f"rows {start}..{stop} outside 0..{self.m}")
-        return np.ascontiguousarray(self._read("X", slice(start, stop)), dtype=np.uint8)
+        out = np.empty((stop - start, self.n), dtype=np.uint8)
+        step = self.chunk_rows
+        for first in range(start - start % step, stop, step):
+            chunk = self._chunk(first // step)
+            low, high = max(start, first), min(stop, first + step)
+            out[low - start : high - start] = chunk[low - first : high - first]
+        return out
+
+    def _chunk(self, index):
+        """Chunk index of X (its rows, uint8), read once and kept until another is asked for."""
+        cached = self._cached_chunk  # (index, rows); replaced whole, so safe across threads
+        if cached is None or cached[0] != index:
+            step = self.chunk_rows
+            rows = self._read("X", slice(index * step, min((index + 1) * step, self.m)))
+            cached = self._cached_chunk = (index, np.asarray(rows, dtype=np.uint8))
+        return cached[1]
 
     def take(self, rows):
         """Rows of X at the given sorted indices: len(rows) x n uint8."""
@@ -182,7 +203,9 @@ class FeatureStore:
 class StoreRows:
     """The valid rows of a store's X, read on demand: looks like a read-only m x n uint8
     array (shape, dtype, len, iteration, indexing by an int, a slice or sorted row indices)
-    to RowBlocks, the model and the evaluation, as features.FileRows does for an .npz."""
+    to RowBlocks, the model and the evaluation, as features.FileRows does for an .npz.
+    Positions count valid rows only (what train sees); a Dask worker reading its shard
+    makes StoreRows(open_store(location)) too, so positions mean the same there."""
 
     dtype = np.dtype(np.uint8)
     ndim = 2
@@ -424,10 +447,12 @@ def check_store_output(location, data):
     path = local_path(location)
     if path is None:
         return
-    if path.exists() and not (path.is_dir() and (path / "zarr.json").is_file()):
-        what = "a folder" if path.is_dir() else "a file"
-        raise ModelFileError(f"{location}: exists and is {what}, not a Zarr store; "
-                             "not replaced (remove it or write elsewhere)")
+    if path.is_symlink() or (path.exists()
+                             and not (path.is_dir() and (path / "zarr.json").is_file())):
+        what = ("a symlink" if path.is_symlink() else
+                "a folder, not a Zarr store" if path.is_dir() else "a file, not a Zarr store")
+        raise ModelFileError(f"{location}: exists and is {what}; not replaced (remove it or "
+                             "write elsewhere)")
     source = local_path(data) if is_url(data) else Path(str(data))
     if source is not None and path.exists() and os.path.realpath(source) == os.path.realpath(path):
         raise ModelFileError(f"{location}: --output would replace the DATA this command "
@@ -441,10 +466,12 @@ def decode_chunk(paths, size, jobs=None, on_error=None, on_image=None):
     from .images import load_images
 
     decoded, kept = load_images(paths, size, jobs=jobs, on_error=on_error, on_image=on_image)
-    X = np.zeros((len(paths), size[0] * size[1] * 3), dtype=np.uint8)
-    X[kept] = decoded
     valid = np.zeros(len(paths), dtype=bool)
     valid[kept] = True
+    if valid.all():
+        return decoded, valid  # no second chunk-sized buffer when every image was read
+    X = np.zeros((len(paths), size[0] * size[1] * 3), dtype=np.uint8)
+    X[kept] = decoded
     return X, valid
 
 
@@ -457,7 +484,7 @@ class Flattened:
 
 
 def flatten_images(data, location, size, metadata, jobs=None, on_error=None, on_image=None,
-                   on_total=None):
+                   on_total=None, client=None):
     """Decode the images of data (a class folder or labels file) into a new store at
     location, one chunk of rows at a time (never all of X in memory) -> Flattened.
 
@@ -465,7 +492,10 @@ def flatten_images(data, location, size, metadata, jobs=None, on_error=None, on_
     on_error(ImageError) may raise (--strict): the unfinished store is then removed. Classes
     none of whose images could be read are left out (told to on_error), as flatten to .npz
     does. metadata: flatten's own (source, logreg_version, created), completed here.
-    Raises DataError when no image could be read.
+    client: a distributed.Client whose workers decode one chunk per task and write it into
+    the store themselves (they must reach the images and the store at the same paths); the
+    failures still reach on_error here in path order. Raises DataError when no image could
+    be read.
     """
     from .dataset import (ClassLeftOut, LinkSkipped, _leave_out_unread_classes, class_counts,
                           list_data)
@@ -487,11 +517,14 @@ def flatten_images(data, location, size, metadata, jobs=None, on_error=None, on_
         on_total(len(paths))
     writer = StoreWriter(location, len(paths), size[0] * size[1] * 3)
     try:
-        valid = np.zeros(len(paths), dtype=bool)
-        for start in range(0, len(paths), writer.chunk_rows):
-            stop = min(start + writer.chunk_rows, len(paths))
-            X, valid[start:stop] = decode_chunk(paths[start:stop], size, jobs, skip, on_image)
-            writer.write_rows(start, X, labels[start:stop], valid[start:stop])
+        bounds = [(start, min(start + writer.chunk_rows, len(paths)))
+                  for start in range(0, len(paths), writer.chunk_rows)]
+        if client is None:
+            chunks = _decode_here(writer, paths, labels, size, bounds, jobs, skip, on_image)
+        else:
+            chunks = _decode_on_workers(client, writer, paths, labels, size, bounds, skip,
+                                        on_image)
+        valid = np.concatenate(list(chunks)) if bounds else np.zeros(0, dtype=bool)
         if not valid.any():
             raise DataError(f"{data}: none of the {len(paths)} image files could be read")
         y, kept_classes, unread = _leave_out_unread_classes(Path(data), paths, labels,
@@ -506,11 +539,76 @@ def flatten_images(data, location, size, metadata, jobs=None, on_error=None, on_
                 "class_counts": class_counts(y, kept_classes), **metadata,
                 "skipped": [str(error) for error in skipped]}
         writer.finish(kept_classes, [str(path) for path in paths], size, info,
-                      y=all_y if unread else None)
+                      y=all_y if unread else None)  # y re-indexed when classes were left out
     except BaseException:
         writer.discard()
         raise
     return Flattened(int(valid.sum()), size[0] * size[1] * 3, skipped, kept_classes)
+
+
+def _decode_here(writer, paths, labels, size, bounds, jobs, on_error, on_image):
+    """Yield each chunk's valid flags, in order, having decoded and written it here."""
+    for start, stop in bounds:
+        X, valid = decode_chunk(paths[start:stop], size, jobs, on_error, on_image)
+        writer.write_rows(start, X, _labels_of(labels[start:stop], valid), valid)
+        yield valid
+
+
+def _labels_of(labels, valid):
+    """y of a chunk: the label of each row, NO_LABEL where its image could not be read."""
+    return np.where(valid, labels, NO_LABEL)
+
+
+def _decode_on_workers(client, writer, paths, labels, size, bounds, on_error, on_image):
+    """Yield each chunk's valid flags, in order, decoded and written by a worker (one task
+    per chunk); each chunk's failures go to on_error in path order as its turn comes.
+
+    When this stops early (--strict, Ctrl-C), the tasks not yet started are told to do
+    nothing (a Dask Event) and the running ones are waited for, so that none writes into
+    the store after the caller has removed it (a cancelled Dask task still runs to its end).
+    """
+    import distributed
+
+    from .errors import ImageError
+
+    abort = distributed.Event(f"logreg-flatten-abort-{os.urandom(8).hex()}", client=client)
+    futures = [client.submit(decode_into_store, writer.target, start,
+                             [os.path.abspath(path) for path in paths[start:stop]],
+                             labels[start:stop], size, abort.name, pure=False)
+               for start, stop in bounds]
+    finished = False
+    try:
+        for (start, stop), future in zip(bounds, futures):
+            valid, failures = future.result()
+            for offset, problem in failures:
+                on_error(ImageError(paths[start + offset], problem))
+            if on_image is not None:
+                for _ in range(stop - start):
+                    on_image()
+            yield valid
+        finished = True
+    finally:
+        if not finished:
+            abort.set()
+            distributed.wait(futures)
+            abort.clear()
+
+
+def decode_into_store(target, start, paths, labels, size, abort_event=None):
+    """On a worker: decode one chunk of image files and write rows start.. of X, y and valid
+    into the store at target -> (valid flags, [(offset in the chunk, cause)] of failures);
+    None, untouched, when the Dask Event named abort_event is set (the flatten stopped)."""
+    if abort_event is not None:
+        import distributed
+
+        if distributed.Event(abort_event).is_set():
+            return None
+    problems = []  # in path order: the i-th is that of the i-th row not valid
+    X, valid = decode_chunk(paths, size, jobs=1,
+                            on_error=lambda error: problems.append(error.problem))
+    group = open_zarr(target).open_group(target, mode="r+", zarr_format=3)
+    write_chunk(group, start, X, _labels_of(labels, valid), valid)
+    return valid, list(zip(np.flatnonzero(~valid).tolist(), problems))
 
 
 def convert_features(data, location, metadata):

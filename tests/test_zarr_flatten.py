@@ -181,6 +181,13 @@ def test_a_folder_or_file_that_is_not_a_store_is_never_replaced(damaged, tmp_pat
     assert_user_error(run("flatten", damaged, "-o", tmp_path / "file.zarr", *SIZE),
                       f"{tmp_path / 'file.zarr'}: exists and is a file, not a Zarr store; "
                       "not replaced (remove it or write elsewhere)")
+    write_store_link = tmp_path / "link.zarr"
+    assert run("flatten", damaged, "-o", tmp_path / "real.zarr", *SIZE).exit_code == 0
+    write_store_link.symlink_to(tmp_path / "real.zarr")
+    assert_user_error(run("flatten", damaged, "-o", write_store_link, *SIZE),
+                      f"{write_store_link}: exists and is a symlink; not replaced (remove it "
+                      "or write elsewhere)")
+    assert write_store_link.is_symlink() and zarrstore.open_store(write_store_link).m == 13
     assert_user_error(run("flatten", tmp_path / "nowhere", "-o", tmp_path / "f.zarr"),
                       f"{tmp_path / 'nowhere'}: no such file or folder")
     assert not (tmp_path / "f.zarr").exists()
@@ -232,3 +239,77 @@ def test_without_zarr_each_command_says_how_to_install_it(damaged, tmp_path, mon
                       f"{tmp_path / 'g.zarr'}: {extra}")
     assert not (tmp_path / "g.zarr").exists()
     assert run("train", npz, "-m", tmp_path / "n.npz", *TRAIN).exit_code == 0  # .npz: no zarr
+
+
+@pytest.fixture(scope="module")
+def many_images(tmp_path_factory):
+    """2,400 tiny images in two classes: two chunks of rows at --size 64x64 (2048 rows)."""
+    from conftest import write_image
+
+    root = tmp_path_factory.mktemp("many") / "data"
+    for class_index, name in enumerate(("a", "b")):
+        (root / name).mkdir(parents=True)
+        for index in range(1200):
+            write_image(root / name / f"{index:04d}.png", index, class_index, size=(4, 4))
+    return root
+
+
+def start_flatten(data, output, tmp_path):
+    """logreg flatten DATA -o output in a subprocess with SIGINT at its default (as in a
+    shell), returned once its store's temporary folder exists (decoding has begun)."""
+    import signal
+    import subprocess
+    import time
+
+    from tiny_models import logreg_command, subprocess_env
+
+    process = subprocess.Popen(
+        logreg_command("flatten", data, "-o", output, "--size", "64x64", "--jobs", "1"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(f".{output.name}.*.tmp")):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.02)
+    time.sleep(0.2)
+    return process
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL"])
+def test_an_interrupted_flatten_leaves_the_old_store(make_image_folder, many_images, tmp_path,
+                                                    signal_name):
+    import signal
+
+    store = tmp_path / "f.zarr"
+    assert run("flatten", make_image_folder({"x": 2, "y": 2}), "-o", store, *SIZE).exit_code == 0
+    process = start_flatten(many_images, store, tmp_path)
+    process.send_signal(getattr(signal, signal_name))
+    _, stderr = process.communicate(timeout=60)
+    assert zarrstore.open_store(store).classes == ["x", "y"]  # the old store, whole
+    left = list(tmp_path.glob(".f.zarr.*.tmp"))
+    if signal_name == "SIGINT":
+        assert (process.returncode, stderr.splitlines()[-1]) == (130, "Interrupted.")
+        assert left == []  # the unfinished store is removed
+    else:  # killed outright: its unfinished store stays hidden, and is refused if named
+        assert process.returncode == -signal.SIGKILL and len(left) == 1
+        assert_user_error(run("train", left[0], "-m", tmp_path / "m.npz"),
+                          f"{left[0]}: incomplete store (no completion marker: its writing did "
+                          "not finish; arrays present: X, valid, y); write it again with "
+                          "`logreg flatten`")
+
+
+def test_a_labels_file_flattens_to_the_store_the_npz_holds(damaged, tmp_path):
+    listing = tmp_path / "labels.csv"
+    listing.write_text("path,label\ndata/c/000.png,cat\ndata/a/002bad.png,dog\n"
+                       "data/a/000.png,dog\ndata/b/001.png,cat\n")
+    npz, store, by_npz, by_store = flatten_both(listing, tmp_path)
+    assert (by_npz.exit_code, by_store.exit_code) == (0, 0)
+    assert by_store.stderr.replace("f.zarr", "f.npz") == by_npz.stderr
+    opened = zarrstore.open_store(store)
+    assert opened.valid.tolist() == [True, False, True, True]
+    with np.load(npz) as arrays:
+        assert np.array_equal(opened.rows(0, 4)[opened.valid], arrays["X"])
+        assert np.array_equal(opened.y[opened.valid], arrays["y"])
+        assert opened.classes == arrays["classes"].tolist() == ["cat", "dog"]
+        assert [p for p, keep in zip(opened.paths, opened.valid) if keep] == \
+            arrays["paths"].tolist()

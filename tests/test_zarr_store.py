@@ -202,3 +202,22 @@ def test_ctrl_c_during_flatten_keeps_the_old_store(make_image_folder, tmp_path, 
         api.flatten(data, tmp_path / "f.zarr", size="4x4", on_image=interrupt)
     assert zarrstore.open_store(tmp_path / "f.zarr").size == (8, 8)  # the old one
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "f.zarr"]
+
+
+def test_each_chunk_is_read_once_when_streaming_or_gathering_rows(tmp_path, monkeypatch):
+    """zarr reads a whole chunk for any row of it: blocks of a few rows, or the sorted rows
+    of a mini-batch, must not read a chunk once per block or per row."""
+    monkeypatch.setattr(zarrstore, "CHUNK_BYTES", 5 * 24)  # chunks of 5 rows
+    _, X = write_store(tmp_path / "f.zarr", m=23, valid=[i != 7 for i in range(23)])
+    store = zarrstore.open_store(tmp_path / "f.zarr")
+    rows = zarrstore.StoreRows(store)
+    reads = []
+    read = store._read
+    monkeypatch.setattr(store, "_read", lambda name, *a: reads.append(name) or read(name, *a))
+    blocks = [rows[start : start + 2] for start in range(0, len(rows), 2)]  # 11 blocks
+    assert np.array_equal(np.concatenate(blocks), X[np.arange(23) != 7])
+    assert reads == ["X"] * 5  # 23 rows in 5 chunks
+    reads.clear()
+    picked = [0, 1, 3, 8, 9, 12, 13, 20, 21]  # store rows 0, 1, 3, 9, 10, 13, 14, 21, 22
+    assert np.array_equal(rows[picked], X[np.arange(23) != 7][picked])
+    assert reads == ["X"] * 4  # chunks 0, 1, 2 and 4, each once
