@@ -56,7 +56,8 @@ def descent_config(settings):
 # ---------------------------------------------------------------- train
 
 
-def train(data, *, on_epoch=None, on_warning=None, jobs=None, strict=False, **options):
+def train(data, *, on_epoch=None, on_warning=None, jobs=None, strict=False, scheduler=None,
+          scheduler_file=None, **options):
     """Train a model, as `logreg train DATA` does, and return it (unsaved).
 
     Parameters
@@ -83,6 +84,10 @@ def train(data, *, on_epoch=None, on_warning=None, jobs=None, strict=False, **op
         cores; small problems train on one thread whatever jobs says).
     strict : bool
         Raise the first skipped file's ImageError instead of skipping it.
+    scheduler, scheduler_file : str, optional
+        Train on a Dask cluster, as `--scheduler` / `--scheduler-file` do: "local", or
+        "tcp://host:8786", or the scheduler's JSON file; data must then be a feature file
+        or Zarr store (README, Beyond one machine). Needs the dask extra.
 
     Returns
     -------
@@ -110,17 +115,24 @@ def train(data, *, on_epoch=None, on_warning=None, jobs=None, strict=False, **op
     settings = train_settings(options)
     if jobs is not None:
         check("jobs", jobs)
-    prepared = prepare(data, settings, folder_loader(jobs, strict, on_warning),
-                       on_left_out=skipper(strict, on_warning))
-    prepared.jobs = jobs
-    return fit(prepared, settings, on_epoch)
+    from .distributed import cluster_or_none, place
+
+    with cluster_or_none(scheduler, scheduler_file, jobs, data) as client:
+        prepared = prepare(data, settings, folder_loader(jobs, strict, on_warning),
+                           on_left_out=skipper(strict, on_warning),
+                           keep_on_disk=client is not None)
+        prepared.jobs = jobs
+        if client is not None:
+            place(client, prepared, settings)
+        return fit(prepared, settings, on_epoch)
 
 
-def prepare(data, settings, load_folder, on_left_out=None):
-    """DATA -> training.TrainingData (loaded, split, scaled), for checked settings."""
+def prepare(data, settings, load_folder, on_left_out=None, keep_on_disk=False):
+    """DATA -> training.TrainingData (loaded, split, scaled), for checked settings;
+    keep_on_disk leaves a feature file's X unread (for the workers of --scheduler)."""
     from . import training
 
-    return training.prepare(data, settings, load_folder, on_left_out)
+    return training.prepare(data, settings, load_folder, on_left_out, keep_on_disk)
 
 
 def fit(prepared, settings, on_epoch=None, interrupted=None):
@@ -295,49 +307,89 @@ def load_images(paths, size="64x64", *, jobs=None):
     return X, failures
 
 
-def flatten(data, path, *, size="64x64", jobs=None, strict=False, on_warning=None):
+def flatten(data, path, *, size="64x64", jobs=None, strict=False, on_warning=None,
+            on_image=None, on_total=None, client=None):
     """Load the images of data once and write them as a feature file, as
     `logreg flatten DATA -o PATH` does.
 
     Parameters
     ----------
     data : str or path-like
-        A class folder or a labels file.
+        A class folder or a labels file; or a feature file or Zarr store to convert.
     path : str or path-like
-        The feature file to write (an uncompressed .npz, written atomically).
+        The feature file to write: an uncompressed .npz (written atomically), or a Zarr
+        store when it ends in .zarr or is a URL (see zarrstore: X is decoded and written a
+        chunk of rows at a time, never all in memory; an existing store is replaced only
+        by a complete one).
     size : "WIDTHxHEIGHT" or (width, height)
     jobs, strict, on_warning
-        As for train.
+        As for train. on_image() after each file, on_total(count) once they are listed.
+    client : distributed.Client, optional
+        Decode on its workers (a store only): one task per chunk of rows, each writing its
+        chunk; warnings still come in path order (cluster.connect gives one).
 
     Returns
     -------
-    dataset.Dataset
-        What was written: X (m x n uint8), y (m int64), classes, paths, size.
+    dataset.Dataset (an .npz) or zarrstore.Flattened (a store)
+        What was written: images, n features, skipped files, classes.
 
     Raises
     ------
     DataError, ImageError
         Unusable data (missing, no images; with strict, the first unreadable file).
     LogregError
-        path cannot be written.
+        path cannot be written; zarr is not installed for a store.
     """
-    dataset = folder_loader(jobs, strict, on_warning)(data, parse_size(size))
+    from .zarrstore import is_store_name
+
+    if is_store_name(path):
+        return flatten_to_store(data, path, parse_size(size), check("jobs", jobs),
+                                skipper(strict, on_warning), on_image, on_total, client)
+    if client is not None:
+        raise OptionError(f"--scheduler: {path}: decoding on a cluster writes a Zarr store; "
+                          "name one with -o NAME.zarr")
+    dataset = folder_loader(jobs, strict, on_warning, on_image, on_total)(data,
+                                                                          parse_size(size))
     write_features(dataset, path, data)
     return dataset
 
 
-def write_features(dataset, path, source):
-    """Write a loaded dataset as a feature file with flatten's metadata."""
+def flatten_to_store(data, location, size, jobs, on_error, on_image=None, on_total=None,
+                     client=None):
+    """flatten into the Zarr store at location: images decoded a chunk at a time (on the
+    client's workers when given), or a feature file (or store) converted ->
+    zarrstore.Flattened."""
+    from .dataset import is_feature_file
+    from .zarrstore import check_store_output, convert_features, flatten_images, open_zarr
+
+    open_zarr(location)  # a missing extra is said before any work
+    check_store_output(location, data)
+    if is_feature_file(data):
+        if client is not None:
+            raise OptionError(f"--scheduler: {data} is a feature file: converting it decodes "
+                              "nothing, so it runs here; drop --scheduler")
+        return convert_features(data, location, flatten_metadata(data))
+    return flatten_images(data, location, size, flatten_metadata(data), jobs, on_error,
+                          on_image, on_total, client)
+
+
+def flatten_metadata(source, skipped=()):
+    """The metadata flatten writes into a feature file besides its arrays' summary."""
     import time
 
-    from .dataset import save_features
-
-    save_features(dataset, path, {
+    return {
         "logreg_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "source": str(source),
-        "skipped": [str(error) for error in dataset.skipped],
-    })
+        "skipped": [str(error) for error in skipped],
+    }
+
+
+def write_features(dataset, path, source):
+    """Write a loaded dataset as a feature file with flatten's metadata."""
+    from .dataset import save_features
+
+    save_features(dataset, path, flatten_metadata(source, dataset.skipped))
 
 
 # ---------------------------------------------------------------- explain

@@ -18,6 +18,7 @@ from .dataset import (ClassLeftOut, SharedFile, is_feature_file, list_data, load
 from .errors import ImageError
 from .images import THREADS_FROM_BYTES, decode_full, ordered_map, typical_file_bytes
 from .names import shown
+from .zarrstore import store_location
 
 DEFAULT_MAX_IMBALANCE = 3.0
 
@@ -75,7 +76,7 @@ def scan(path, jobs=None, on_total=None, on_image=None):
                                pixel_digest(np.asarray(row).reshape(height, width, 3))))
             if on_image is not None:
                 on_image()
-        return Scan(shown(str(path)), data.classes, [shown(p) for p in data.paths],
+        return Scan(shown(store_location(path)), data.classes, [shown(p) for p in data.paths],
                     data.y.tolist(), facts, [])
     paths, labels, classes, strays = list_data(path)
     if on_total is not None:

@@ -418,6 +418,8 @@ def main(args=None, prog_name="logreg"):
 @declared("init", type=click.Path(dir_okay=False, path_type=Path))
 @declared("stream")
 @declared("tol")
+@declared("scheduler")
+@declared("scheduler_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--history", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write epoch,lr,cost (and val_cost,val_accuracy) per epoch to this CSV file.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -441,8 +443,9 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
         logreg train images/ --lr 0.005 --epochs 2000 --history h.csv -m cats.npz
         logreg train images/ --val-split 0.2 --early-stop 50 --plot curve.png
     """
-    from . import api, interrupts
-    from .atomic import check_outputs, written_together
+    from . import api
+    from .atomic import check_outputs
+    from .distributed import cluster_or_none
 
     if rates is not None and _is_number(str(data)) and not data.exists():
         # train --compare-lr 0.01 0.001: the second rate was taken as DATA
@@ -462,13 +465,29 @@ def train(data, model_path, history, plot, rates, jobs, strict, quiet, **options
         [("DATA", data), ("--val", options["val"]), ("--init", options["init"])],
         updates=[("--init", "--model")])
     picture_format(plot, "--plot")
+    scheduler, scheduler_file = options.pop("scheduler"), options.pop("scheduler_file")
     settings = api.train_settings(options)  # the library's one check of the options
+    with cluster_or_none(scheduler, scheduler_file, jobs, data) as client:
+        return train_prepared(data, settings, client, model_path, history, plot, rates, jobs,
+                              strict, quiet)
+
+
+def train_prepared(data, settings, client, model_path, history, plot, rates, jobs, strict,
+                   quiet):
+    """The rest of `logreg train`, once the options are checked: load, train (on the Dask
+    client's workers when client is not None), save."""
+    from . import api, interrupts
+    from .atomic import written_together
+    from .distributed import place
 
     def load_folder(path, size, classes):
         return load_dataset(path, size, quiet, strict, jobs, classes=classes)
 
-    prepared = api.prepare(data, settings, load_folder, on_left_out=api.skipper(strict, warn_error))
+    prepared = api.prepare(data, settings, load_folder, on_left_out=api.skipper(strict, warn_error),
+                           keep_on_disk=client is not None)
     prepared.jobs = jobs
+    if client is not None:
+        place(client, prepared, settings)
     if rates is not None:
         return compare_rates(prepared, settings, rates, model_path, plot, quiet, history)
 
@@ -918,14 +937,16 @@ def report(data, model_path, output, misclassified, jobs, strict, quiet):
 
 @cli.command()
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Feature file to write (.npz).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Feature file to write: .npz, or a Zarr store (.zarr or a URL).")
 @declared("size", default="64x64", show_default=True,
           help="Image size WIDTHxHEIGHT every image is resized to.")
+@declared("scheduler")
+@declared("scheduler_file", type=click.Path(dir_okay=False, path_type=Path))
 @jobs_option
 @strict_option
 @quiet_option
-def flatten(data, output, size, jobs, strict, quiet):
+def flatten(data, output, size, jobs, strict, quiet, scheduler, scheduler_file):
     """Load the images of DATA (a folder of class subfolders or a labels file) once and
     write them as a feature file.
 
@@ -934,17 +955,60 @@ def flatten(data, output, size, jobs, strict, quiet):
     loads it with allow_pickle=False, and train/evaluate accept it as DATA. It is stored
     uncompressed, so X can be memory-mapped from it.
 
+    -o NAME.zarr (or a URL: file://, s3://...) writes a Zarr v3 store instead (needs the
+    dask extra), decoding a chunk of rows at a time; DATA may also be a feature file or
+    store to convert. With --scheduler (or --scheduler-file) the workers of a Dask cluster
+    decode the images, one task per chunk, each writing its chunk into the store; they
+    must see DATA and the store at the same paths (shared disk) or URL.
+
     \b
     Example:
         logreg flatten images/ -o features.npz --size 32x32
+        logreg flatten images/ -o features.zarr
+        logreg flatten images/ -o /shared/features.zarr --scheduler tcp://head:8786
     """
     from .api import write_features
     from .atomic import check_outputs
+    from .zarrstore import is_store_name, local_path
 
+    if is_store_name(output):
+        if local_path(output) is not None:
+            check_outputs([("--output", local_path(output))])
+        return flatten_store(data, output, size, jobs, strict, quiet, scheduler,
+                             scheduler_file)
+    if scheduler is not None or scheduler_file is not None:
+        option = "--scheduler" if scheduler is not None else "--scheduler-file"
+        raise click.UsageError(f"{option}: {output}: decoding on a cluster writes a Zarr "
+                               "store; name one with -o NAME.zarr")
     check_outputs([("--output", output)], [("DATA", data)])
+    if output.is_dir():
+        raise click.BadParameter(f"{output}: is a folder (a Zarr store is named NAME.zarr)",
+                                 param_hint="'-o' / '--output'")
     dataset = load_dataset(data, size, quiet, strict, jobs)
     write_features(dataset, output, data)
     say(f"wrote {len(dataset.y)} images x {dataset.X.shape[1]} features to {output}", quiet)
+
+
+def flatten_store(data, output, size, jobs, strict, quiet, scheduler, scheduler_file):
+    """flatten -o a Zarr store (decoded on a Dask cluster with --scheduler), with
+    load_dataset's progress bar, warnings and counts."""
+    from . import api
+    from .dataset import path_exists
+    from .distributed import cluster_or_none
+    from .errors import DataError
+    from .zarrstore import store_location
+
+    if not path_exists(data):  # said before a cluster is started or joined
+        raise DataError(f"{data}: no such file or folder")
+    with cluster_or_none(scheduler, scheduler_file, jobs) as client, \
+            progress_bar(quiet, desc="loading", unit="img") as bar:
+        written = api.flatten(data, store_location(output), size=size, jobs=jobs,
+                              strict=strict, on_warning=warn_error, on_image=bar.update,
+                              on_total=lambda total: set_total(bar, total), client=client)
+    if written.skipped:
+        say(f"skipped {len(written.skipped)} unreadable file(s) in {data}")
+    say(f"wrote {written.images} images x {written.n} features to {store_location(output)}",
+        quiet)
 
 
 # ---------------------------------------------------------------- check

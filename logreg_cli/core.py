@@ -348,6 +348,8 @@ def train(X, y, n_classes, config=None, init=None, sample_weight=None, on_epoch=
     extremes = np.asarray(extremes, dtype=np.float64)
     diverged = _divergence_at(config, m, (W0.copy(), b0.copy()), extremes, sample_weight)
     method = choose_method(m, n, c, config, streamed)
+    if is_distributed(X):
+        method = "dask"
     if method == "gram":  # the m x m Gram space reads X whole, as float32 (m < n there)
         X = _whole(X)
         if validation is not None:
@@ -606,6 +608,8 @@ def fused_gradient(X, W32, b, y, sample_weight=None, threads=1):
     Returns (sum of the per-image losses, X^T dZ as n x c float64, column sums of dZ as c
     float64); the per-block sums are accumulated in float64.
     """
+    if is_distributed(X):  # each worker runs this kernel on its shard; partials summed
+        return X.fused_gradient(W32, b, y, sample_weight)
     def block_gradient(block, rows):
         weights = None if sample_weight is None else sample_weight[rows]
         cost, dZ = cost_and_delta((block @ W32).astype(np.float64) + b, y[rows], weights)
@@ -695,13 +699,22 @@ def _minibatch_descent(X, y, W, b, config, sample_weight, record, validation, ex
         order = rng.permutation(m)
         for start in range(0, m, config.batch_size):
             rows = np.sort(order[start : start + config.batch_size])
-            X_batch = take_rows(X, rows)
-            weights = None if sample_weight is None else sample_weight[rows]
-            Z = (X_batch @ W.astype(np.float32)).astype(np.float64) + b
-            _, dZ = cost_and_delta(Z, y[rows], weights)
-            grad_W = (X_batch.T @ dZ.astype(np.float32)).astype(np.float64) / len(rows)
-            step(W, b, grad_W + config.l2 / m * W, dZ.sum(axis=0), len(rows), lr)
+            grad_W, db_sum = _batch_gradient(X, rows, W, b, y, sample_weight)
+            step(W, b, grad_W + config.l2 / m * W, db_sum, len(rows), lr)
     return W, b
+
+
+def _batch_gradient(X, rows, W, b, y, sample_weight):
+    """X_B^T dZ / |B| (n x c float64) and the sum of dZ (c) of the mini-batch B = rows."""
+    if is_distributed(X):  # the workers' fused kernel over their rows of the batch
+        _, grad_W, db_sum = X.fused_gradient(W.astype(np.float32), b, y, sample_weight, rows)
+        return grad_W / len(rows), db_sum
+    X_batch = take_rows(X, rows)
+    weights = None if sample_weight is None else sample_weight[rows]
+    Z = (X_batch @ W.astype(np.float32)).astype(np.float64) + b
+    _, dZ = cost_and_delta(Z, y[rows], weights)
+    grad_W = (X_batch.T @ dZ.astype(np.float32)).astype(np.float64) / len(rows)
+    return grad_W, dZ.sum(axis=0)
 
 
 def _lbfgs_descent(X, y, W, b, config, sample_weight, record, validation, extremes):
@@ -768,6 +781,8 @@ def float64_cost_and_gradient(X, target, W, b, l2, sample_weight=None, chunk_byt
     as a whole. L-BFGS needs this: on float32 products its line search stalls about 2e-4
     above the optimum, where the float32 gradient is rounding noise.
     """
+    if is_distributed(X):
+        return X.float64_cost_and_gradient(target, W, b, l2, sample_weight)
     m, n = X.shape
     rows_per_chunk = max(1, chunk_bytes // (8 * n))
     total, grad_W, grad_b = 0.0, np.zeros_like(W), np.zeros_like(b)
@@ -988,6 +1003,12 @@ def is_rows(X):
     return not isinstance(X, np.ndarray)
 
 
+def is_distributed(X):
+    """True when X is rows held by the workers of a Dask cluster (distributed.DistributedRows:
+    its fused_gradient, scores and float64_cost_and_gradient replace the local passes)."""
+    return getattr(X, "distributed", False)
+
+
 def is_streamed(X):
     """True when X is rows read from disk one block at a time (a RowBlocks not in memory)."""
     return is_rows(X) and not X.in_memory
@@ -1049,6 +1070,8 @@ def scores(X, W, b):
 
 def _scores(X, W, b):
     """scores without the check: inf or NaN where the float32 product overflows."""
+    if is_distributed(X):
+        return X.scores(W, b)
     with np.errstate(over="ignore", invalid="ignore"):
         parts = [(block @ W).astype(np.float64) + b for _, block in row_blocks(X)]
     if len(parts) == 1:

@@ -30,6 +30,7 @@ from .images import is_image_name, load_images
 from .model import check_class_names
 from .names import class_name, is_text, shown
 from .npzfile import ZIP_MAGIC, NpzFile, open_regular_file
+from .zarrstore import is_store, is_url
 
 FEATURE_KEYS = ("X", "y", "classes", "paths", "size", "metadata")
 FEATURE_FORMAT = "logreg-features"
@@ -319,8 +320,11 @@ def unread_class(where, name, count):
 
 
 def is_feature_file(path):
-    """True when path is a file that starts like a zip archive (what flatten writes); False
-    when it cannot be looked up or read (path_exists or decoding names why)."""
+    """True when path is a file that starts like a zip archive (what flatten writes) or a
+    Zarr feature store (zarrstore.is_store); False when it cannot be looked up or read
+    (path_exists or decoding names why)."""
+    if is_store(path):
+        return True
     try:
         if not Path(path).is_file():
             return False
@@ -333,7 +337,10 @@ def is_feature_file(path):
 def path_exists(path, option=""):
     """True when path exists, False when it does not; raises DataError naming path (after
     option, e.g. '--val ') when it cannot be looked up: a name too long, a link loop, a
-    folder that may not be read."""
+    folder that may not be read. A URL (a Zarr store's) counts as existing: opening it
+    says what is wrong."""
+    if is_url(path):
+        return True
     try:
         os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -655,7 +662,10 @@ def load_features(path, classes=None, open_x=None):
     how X is opened from the npzfile.NpzFile (default: open_x_array).
     classes: the model's class names when evaluating; labels are re-indexed to them.
     Raises ModelFileError when path is not a consistent logreg feature file.
+    A Zarr feature store (zarrstore.is_store) is read the same way: its valid rows only.
     """
+    if is_store(path):
+        return _store_features(path, classes)
     path = Path(path)
     try:
         with NpzFile(path) as npz:
@@ -672,6 +682,21 @@ def load_features(path, classes=None, open_x=None):
     except ModelFileError as error:
         raise ModelFileError(f"{path}: not a readable feature file ({error})") from None
     return _checked_features(path, X, arrays, classes)
+
+
+def _store_features(location, classes):
+    """A Zarr feature store -> Dataset of its valid rows (X read on demand, StoreRows),
+    checked as an .npz feature file's arrays are."""
+    from .zarrstore import StoreRows, open_store
+
+    store = open_store(location)
+    valid = store.valid
+    paths = [path for path, keep in zip(store.paths, valid) if keep]
+    arrays = {"y": store.y[valid], "classes": np.array(store.classes, dtype=str),
+              "paths": np.array(paths, dtype=str).reshape(-1),
+              "size": np.array(store.size[::-1], dtype=np.int64),
+              "metadata": np.array(json.dumps(store.metadata, ensure_ascii=False))}
+    return _checked_features(store.location, StoreRows(store), arrays, classes)
 
 
 class _NamedFileError(ModelFileError):

@@ -222,11 +222,15 @@ def path_items(path, check_width=None):
     """One path -> its items: a folder's image files, a feature file's rows, or itself."""
     from .dataset import image_files, is_feature_file, lookup_cause
     from .names import shown
+    from .zarrstore import is_store
 
     if "\0" in path:
         error = LogregError(f"{shown(path.split(chr(0))[0])}: the line holds NUL bytes "
                             "(for find -print0, use: logreg predict -0 -)")
         yield Decoded(path.replace("\0", "\\0"), error=error)
+        return
+    if is_store(path):  # a Zarr feature store is a folder (or a URL), read as a feature file
+        yield from feature_rows(path, check_width)
         return
     try:  # a name too long, a file used as a folder, a link loop: this input fails, not the run
         is_folder = stat.S_ISDIR(os.stat(path).st_mode)

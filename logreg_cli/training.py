@@ -149,7 +149,7 @@ def load_init(path, size, standardize):
     return model
 
 
-def prepare(data, settings, load_folder, on_left_out=None):
+def prepare(data, settings, load_folder, on_left_out=None, keep_on_disk=False):
     """DATA -> TrainingData, for settings checked by api.train_settings.
 
     data: a class folder, labels file or feature file (path), or arrays (X, y, classes):
@@ -157,6 +157,8 @@ def prepare(data, settings, load_folder, on_left_out=None):
     load_folder(path, size, classes) decodes a folder of images into a dataset.Dataset
     (the command passes one with a progress bar and skip warnings). on_left_out(error) is
     called with the ClassLeftOut of each class of a feature file that holds no images.
+    keep_on_disk: leave a feature file's X (and --val's) in the file, never read here
+    (--scheduler: the Dask workers read their rows themselves, distributed.place).
     """
     from .dataset import require_classes
 
@@ -164,7 +166,7 @@ def prepare(data, settings, load_folder, on_left_out=None):
     init_path = settings["init"]
     init_model = load_init(init_path, size_option, settings["standardize"]) if init_path else None
     size = size_option or (init_model.size if init_model else DEFAULT_SIZE)
-    source = _source(data, settings, size, load_folder)
+    source = _source(data, settings, size, load_folder, keep_on_disk)
     X_uint8, y, classes, paths, size = source.X, source.y, source.classes, source.paths, source.size
     data = source.name
     require_classes(y, classes, data)
@@ -237,7 +239,7 @@ class _Source:
     left_out: list = field(default_factory=list)  # a feature file's classes without images
 
 
-def _source(data, settings, size, load_folder):
+def _source(data, settings, size, load_folder, keep_on_disk=False):
     """Read data (a path, or arrays) for prepare."""
     from .dataset import is_feature_file, path_exists, without_empty_classes
 
@@ -257,6 +259,8 @@ def _source(data, settings, size, load_folder):
                             f"--size {settings['size'][0]}x{settings['size'][1]} cannot "
                             "change that")
         streamed, note = choose_streaming(*features.X.shape, forced=settings["stream"])
+        if keep_on_disk:
+            streamed, note = True, "X is read by the workers"
         return _Source(data, features.X, y, classes, features.paths, features.size,
                        features.metadata.get("source", ""), streamed, note, left_out=left_out)
     if settings["stream"]:

@@ -1,0 +1,635 @@
+"""Zarr v3 feature stores: what `logreg flatten DATA -o features.zarr` writes, read by
+train/evaluate/predict like an .npz feature file and by each Dask worker for its shard.
+
+The store is a Zarr v3 group (a folder, or a URL where zarr supports one):
+    X        uint8 m x n, uncompressed, chunks of rows_per_chunk(n) whole rows (16-32 MB)
+    y        int64 m, the label of each row (indexes classes; -1 on a row that is not
+             valid); chunked like X's rows
+    valid    bool m, False for a row whose image could not be decoded (its X row is zeros
+             and it is never trained on); chunked like X's rows
+    paths    string m, the source file of each row
+    classes  string k, the class names
+    size     int64 [H, W]
+and group attributes: "metadata", the same JSON object an .npz feature file carries
+(format, format_version, images, size, class_counts, source, ...), and "complete", written
+LAST, once every array is whole: a store without it is refused as incomplete.
+
+zarr is imported only inside the functions that need it (`logreg --help` and predict on
+images never import it); a missing zarr is one line naming the store and the extra to install.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelFileError
+
+STORE_FORMAT = "logreg-features"
+STORE_FORMAT_VERSION = 1
+CHUNK_BYTES = 24 << 20  # X's chunks hold this many bytes of whole rows (at least one row)
+COMPLETE = "complete"
+NO_LABEL = -1  # y of a row that is not valid (its image could not be read)
+ROW_ARRAYS = ("X", "y", "valid", "paths")  # one entry per row
+ARRAY_NAMES = ROW_ARRAYS + ("classes", "size")
+# a scheme of two letters or more (C:/ is a drive), then one slash or more
+URL_PATTERN = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/")
+
+
+def rows_per_chunk(n):
+    """Rows of X per chunk for n features: max(1, 24 MB // n)."""
+    return max(1, CHUNK_BYTES // max(int(n), 1))
+
+
+def is_url(location):
+    """True when location (str or Path) is a URL such as file:///data/x.zarr or s3://b/x.zarr,
+    also as click's Path leaves one (file:/data/x.zarr: pathlib folds the slashes)."""
+    text = str(location)
+    return bool(URL_PATTERN.match(text)) and not os.path.lexists(text)
+
+
+def store_location(location):
+    """location as zarr opens it: a path as given, a URL with its '//' put back."""
+    text = str(location)
+    if not is_url(text):
+        return text
+    match = URL_PATTERN.match(text)
+    scheme, rest = match.group(1), text[match.end():].lstrip("/")
+    return f"file:///{rest}" if scheme.lower() == "file" else f"{scheme}://{rest}"
+
+
+def is_store(location):
+    """True when location names a Zarr store rather than a file or an image folder: a URL,
+    or a folder holding zarr.json or named *.zarr (so that a damaged one is refused as a
+    store, by name). Looks at names and the file system only; never imports zarr."""
+    text = str(location)
+    if is_url(text):
+        return True
+    path = Path(text)
+    try:
+        return path.is_dir() and (path.suffix.lower() == ".zarr" or (path / "zarr.json").is_file())
+    except OSError:
+        return False
+
+
+def local_path(location):
+    """The local folder of location (a plain path or a file:// URL), or None for other URLs."""
+    text = store_location(location)
+    if text.startswith("file://"):
+        return Path(text[len("file://"):])
+    return None if is_url(text) else Path(text)
+
+
+def open_zarr(location):
+    """The zarr module, or LogregError naming location and how to install the extra."""
+    from . import extras
+
+    return extras.require("zarr", str(location))
+
+
+class FeatureStore:
+    """A complete, checked feature store opened for reading.
+
+    m, n: rows and features; classes (list of str), size (width, height), metadata (dict);
+    y (m int64), valid (m bool) and paths (list of m str) are read when first asked for.
+    rows(start, stop) reads rows of X straight from the chunks. Every problem raises
+    ModelFileError in one line naming the store.
+    """
+
+    def __init__(self, location, group):
+        self.location = str(location)
+        self._group = group
+        self._arrays = _checked_arrays(self.location, group)
+        self.X = self._arrays["X"]
+        self.m, self.n = self.X.shape
+        self.chunk_rows = self.X.chunks[0]
+        height, width = self._size()
+        self.size = (width, height)
+        self.classes = self._strings("classes")
+        self.metadata = dict(group.attrs.get("metadata") or {})
+        self._y = self._valid = self._paths = None
+        self._cached_chunk = None
+
+    def _error(self, cause):
+        return ModelFileError(f"{self.location}: {cause}")
+
+    def _read(self, name, selection=slice(None)):
+        try:
+            return self._arrays[name][selection]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            cause = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise self._error(f"damaged store ({name}: {cause})") from None
+
+    def _size(self):
+        size = self._read("size")
+        if size.dtype.kind not in "iu" or size.shape != (2,) or size.min() < 1:
+            raise self._error("size must be two positive integers (H, W)")
+        height, width = (int(value) for value in size)
+        if self.n != height * width * 3:
+            raise self._error(f"X must be m x {height * width * 3} uint8 (size {width}x{height}), "
+                              f"got {self.m} x {self.n}")
+        return height, width
+
+    def _strings(self, name):
+        return [str(value) for value in self._read(name).tolist()]
+
+    @property
+    def y(self):
+        if self._y is None:
+            y = self._read("y").astype(np.int64)
+            labels = y[self.valid]
+            if len(y) and (y.min() < NO_LABEL or y.max() >= len(self.classes)
+                           or (len(labels) and labels.min() < 0)):
+                raise self._error(f"y must index the {len(self.classes)} classes "
+                                  f"({NO_LABEL} only on rows that are not valid)")
+            self._y = y
+        return self._y
+
+    @property
+    def valid(self):
+        if self._valid is None:
+            self._valid = np.asarray(self._read("valid"), dtype=bool)
+        return self._valid
+
+    @property
+    def paths(self):
+        if self._paths is None:
+            self._paths = self._strings("paths")
+        return self._paths
+
+    def rows(self, start, stop):
+        """Rows start..stop of X (all rows, valid or not): a (stop - start) x n uint8 array.
+
+        zarr reads a whole chunk to give any of its rows (24 MB for one row of 12 KB), so
+        the chunk last read is kept: streaming a few MB at a time, or gathering sorted rows,
+        reads each chunk once, not once per block.
+        """
+        if not 0 <= start <= stop <= self.m:
+            raise IndexError(f"rows {start}..{stop} outside 0..{self.m}")
+        out = np.empty((stop - start, self.n), dtype=np.uint8)
+        step = self.chunk_rows
+        for first in range(start - start % step, stop, step):
+            chunk = self._chunk(first // step)
+            low, high = max(start, first), min(stop, first + step)
+            out[low - start : high - start] = chunk[low - first : high - first]
+        return out
+
+    def _chunk(self, index):
+        """Chunk index of X (its rows, uint8), read once and kept until another is asked for."""
+        cached = self._cached_chunk  # (index, rows); replaced whole, so safe across threads
+        if cached is None or cached[0] != index:
+            step = self.chunk_rows
+            rows = self._read("X", slice(index * step, min((index + 1) * step, self.m)))
+            cached = self._cached_chunk = (index, np.asarray(rows, dtype=np.uint8))
+        return cached[1]
+
+    def take(self, rows):
+        """Rows of X at the given sorted indices: len(rows) x n uint8."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if not len(rows):
+            return np.empty((0, self.n), dtype=np.uint8)
+        if rows.min() < 0 or rows.max() >= self.m:
+            raise IndexError(f"row index out of range 0..{self.m - 1}")
+        # one read per run of consecutive rows (a loop over reads, not over pixels)
+        out = np.empty((len(rows), self.n), dtype=np.uint8)
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for first, last in zip(np.r_[0, breaks], np.r_[breaks, len(rows)]):
+            start = int(rows[first])
+            out[first:last] = self.rows(start, start + int(last - first))
+        return out
+
+
+class StoreRows:
+    """The valid rows of a store's X, read on demand: looks like a read-only m x n uint8
+    array (shape, dtype, len, iteration, indexing by an int, a slice or sorted row indices)
+    to RowBlocks, the model and the evaluation, as features.FileRows does for an .npz.
+    Positions count valid rows only (what train sees); a Dask worker reading its shard
+    makes StoreRows(open_store(location)) too, so positions mean the same there."""
+
+    dtype = np.dtype(np.uint8)
+    ndim = 2
+
+    def __init__(self, store):
+        self.store = store
+        valid = store.valid
+        self.index = None if valid.all() else np.flatnonzero(valid)  # store row of each row
+        self.shape = (store.m if self.index is None else len(self.index), store.n)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            position = range(len(self))[key]
+            return self[position : position + 1][0]
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            if step != 1:
+                raise IndexError("StoreRows reads contiguous slices only")
+            if self.index is None:
+                return self.store.rows(start, max(start, stop))
+            return self.store.take(self.index[start:stop])
+        rows = np.asarray(key, dtype=np.int64).reshape(-1)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"row index out of range 0..{len(self) - 1}")
+        return self.store.take(rows if self.index is None else self.index[rows])
+
+    def __iter__(self):
+        """Row after row, read a chunk at a time."""
+        step = self.store.chunk_rows
+        for start in range(0, len(self), step):
+            yield from self[start : start + step]
+
+    def __array__(self, dtype=None, copy=None):
+        rows = self[:]
+        return rows if dtype is None else rows.astype(dtype)
+
+
+def open_store(location):
+    """Open the feature store at location (a folder or URL) -> FeatureStore.
+
+    Raises LogregError when zarr is not installed (or the Python is too old for it), and
+    ModelFileError naming location when it is not a Zarr group, has no completion marker
+    ("incomplete store"), or lacks an array or has one of the wrong dtype or shape.
+    """
+    zarr = open_zarr(location)
+    where = store_location(location)
+    try:
+        group = zarr.open_group(where, mode="r", zarr_format=3)
+    except (FileNotFoundError, zarr.errors.NodeTypeValidationError) as error:
+        raise ModelFileError(f"{where}: not a Zarr v3 feature store ({_first_line(error)})") \
+            from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelFileError(f"{where}: not a readable Zarr store ({_first_line(error)})") \
+            from None
+    attributes = group.attrs
+    if attributes.get(COMPLETE) is not True:
+        have = sorted(name for name in ARRAY_NAMES if name in _members(group))
+        raise ModelFileError(f"{where}: incomplete store (no completion marker: its writing did "
+                             f"not finish; arrays present: {', '.join(have) or 'none'}); "
+                             "write it again with `logreg flatten`")
+    metadata = attributes.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("format") != STORE_FORMAT:
+        raise ModelFileError(f"{where}: not a logreg feature store (its metadata does not say "
+                             f"format {STORE_FORMAT!r})")
+    return FeatureStore(where, group)
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _members(group):
+    try:
+        return {name for name, _ in group.members()}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+EXPECTED = {  # name -> (numpy kinds allowed, what it must be)
+    "X": ("u", "m x n uint8"),
+    "y": ("iu", "m integer labels"),
+    "valid": ("b", "m booleans"),
+    "paths": ("TUO", "m strings"),
+    "classes": ("TUO", "k strings"),
+    "size": ("iu", "two integers (H, W)"),
+}
+
+
+def _checked_arrays(where, group):
+    """name -> zarr array for ARRAY_NAMES, each of the dtype and shape the format says."""
+    members = dict(group.members())
+    missing = [name for name in ARRAY_NAMES if name not in members]
+    if missing:
+        raise ModelFileError(f"{where}: damaged store (missing {', '.join(missing)})")
+    arrays = {}
+    for name in ARRAY_NAMES:
+        array = members[name]
+        kinds, what = EXPECTED[name]
+        dtype = _numpy_dtype(array)
+        if not hasattr(array, "shape") or not hasattr(array, "dtype") or dtype is None:
+            raise ModelFileError(f"{where}: damaged store ({name} is a group, not an array)")
+        ndim = 2 if name == "X" else 1
+        if dtype.kind not in kinds or len(array.shape) != ndim or (name == "X" and dtype != np.uint8):
+            raise ModelFileError(f"{where}: {name} must be {what}, got {dtype} "
+                                 f"{tuple(array.shape)}")
+        arrays[name] = array
+    m = arrays["X"].shape[0]
+    for name in ROW_ARRAYS[1:]:
+        if arrays[name].shape != (m,):
+            raise ModelFileError(f"{where}: {name} must have one entry per row of X ({m}), "
+                                 f"got shape {tuple(arrays[name].shape)}")
+    return arrays
+
+
+def _numpy_dtype(array):
+    try:
+        return np.dtype(array.dtype)
+    except TypeError:
+        return None
+
+
+# ---------------------------------------------------------------- writing
+
+
+class StoreWriter:
+    """Writes a feature store of m rows of n features; the store is complete (readable)
+    only after finish().
+
+    location: the final folder or URL. A local store (a path or file:// URL) is written in a
+    temporary folder beside it, `.{name}.{random}.tmp`, and renamed into place by finish(),
+    so an existing store at location is replaced only by a complete one; a store at another
+    URL is written in place (there is no rename on object storage), its completion marker
+    last. write_rows(start, X, y, valid) writes rows start.. (whole chunks, except the last).
+    """
+
+    def __init__(self, location, m, n, zarr=None):
+        self.zarr = zarr or open_zarr(location)
+        self.location = store_location(location)
+        self.m, self.n = int(m), int(n)
+        self.chunk_rows = rows_per_chunk(n)
+        final = local_path(location)
+        self.final = final
+        self.target = self.location if final is None else str(_temporary_beside(final))
+        self.group = create_group(self.zarr, self.target, self.m, self.n)
+
+    def write_rows(self, start, X, y, valid):
+        """Write rows start..start+len(X): X (uint8 rows x n), y (ints), valid (bools)."""
+        write_chunk(self.group, start, X, y, valid)
+
+    def finish(self, classes, paths, size, metadata, y=None):
+        """Write the small arrays, then the metadata and the completion marker LAST, then
+        (for a local store) rename it into place. y, if given, replaces all the labels."""
+        finish_group(self.group, classes, paths, size, metadata, y)
+        if self.final is not None:
+            _replace_folder(Path(self.target), self.final)
+
+    def discard(self):
+        """Remove the temporary store (a local one; a URL's is left, refused as incomplete)."""
+        if self.final is not None:
+            import shutil
+
+            shutil.rmtree(self.target, ignore_errors=True)
+
+
+def create_group(zarr, target, m, n):
+    """A new Zarr v3 group at target with X, y and valid created (empty) for m x n rows."""
+    chunk_rows = rows_per_chunk(n)
+    group = zarr.open_group(target, mode="w", zarr_format=3)
+    group.create_array("X", shape=(m, n), chunks=(chunk_rows, n), dtype="uint8",
+                       compressors=None, fill_value=0)
+    group.create_array("y", shape=(m,), chunks=(chunk_rows,), dtype="int64", compressors=None,
+                       fill_value=0)
+    group.create_array("valid", shape=(m,), chunks=(chunk_rows,), dtype="bool",
+                       compressors=None, fill_value=False)
+    return group
+
+
+def write_chunk(group, start, X, y, valid):
+    """Rows start.. of X, y and valid written into an open group (a worker's own chunk)."""
+    stop = start + len(X)
+    group["X"][start:stop] = np.asarray(X, dtype=np.uint8)
+    group["y"][start:stop] = np.asarray(y, dtype=np.int64)
+    group["valid"][start:stop] = np.asarray(valid, dtype=bool)
+
+
+def finish_group(group, classes, paths, size, metadata, y=None):
+    """The small arrays, the metadata, and the completion marker last."""
+    width, height = size
+    if y is not None:
+        group["y"][:] = np.asarray(y, dtype=np.int64)
+    group.create_array("paths", data=_string_array(paths), compressors=None)
+    group.create_array("classes", data=_string_array(classes), compressors=None)
+    group.create_array("size", data=np.array([height, width], dtype=np.int64), compressors=None)
+    info = {"format": STORE_FORMAT, "format_version": STORE_FORMAT_VERSION, **metadata}
+    group.attrs.update({"metadata": info})
+    group.attrs.update({COMPLETE: True})
+
+
+def _string_array(values):
+    """values as numpy's variable-length strings (zarr's stable v3 string type)."""
+    return np.array([str(value) for value in values], dtype=np.dtypes.StringDType())
+
+
+def _temporary_beside(final):
+    return final.parent / f".{final.name}.{os.urandom(4).hex()}.tmp"
+
+
+def _replace_folder(new, final):
+    """Put the complete store new at final: a plain rename when final does not exist, else
+    the old one is renamed aside first and removed after (readers that opened it keep it)."""
+    if final.exists() or final.is_symlink():
+        if not final.is_dir() or final.is_symlink():
+            raise ModelFileError(f"{final}: exists and is not a feature store; not replaced")
+        old = final.parent / f".{final.name}.{os.urandom(4).hex()}.old"
+        final.rename(old)
+        new.rename(final)
+        import shutil
+
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        new.rename(final)
+
+
+# ---------------------------------------------------------------- flatten into a store
+
+
+def is_store_name(location):
+    """True when an output location names a Zarr store: a URL or a name ending in .zarr."""
+    return is_url(location) or Path(str(location)).suffix.lower() == ".zarr"
+
+
+def check_store_output(location, data):
+    """Refuse, before any work, a store output that must not be written: an existing folder
+    or file at location that is not a Zarr store (it would be deleted), or DATA itself."""
+    path = local_path(location)
+    if path is None:
+        return
+    if path.is_symlink() or (path.exists()
+                             and not (path.is_dir() and (path / "zarr.json").is_file())):
+        what = ("a symlink" if path.is_symlink() else
+                "a folder, not a Zarr store" if path.is_dir() else "a file, not a Zarr store")
+        raise ModelFileError(f"{location}: exists and is {what}; not replaced (remove it or "
+                             "write elsewhere)")
+    source = local_path(data) if is_url(data) else Path(str(data))
+    if source is not None and path.exists() and os.path.realpath(source) == os.path.realpath(path):
+        raise ModelFileError(f"{location}: --output would replace the DATA this command "
+                             "reads; write to another store")
+
+
+def decode_chunk(paths, size, jobs=None, on_error=None, on_image=None):
+    """Decode one chunk of image files -> (X len(paths) x n uint8, valid bools): the row of
+    a file that cannot be read is zeros and not valid (on_error(ImageError) is told, in path
+    order)."""
+    from .images import load_images
+
+    decoded, kept = load_images(paths, size, jobs=jobs, on_error=on_error, on_image=on_image)
+    valid = np.zeros(len(paths), dtype=bool)
+    valid[kept] = True
+    if valid.all():
+        return decoded, valid  # no second chunk-sized buffer when every image was read
+    X = np.zeros((len(paths), size[0] * size[1] * 3), dtype=np.uint8)
+    X[kept] = decoded
+    return X, valid
+
+
+class Flattened:
+    """What a flatten into a store wrote: m rows (images read = valid rows), n features,
+    skipped (the ImageErrors of files not read, strays included), classes."""
+
+    def __init__(self, images, n, skipped, classes):
+        self.images, self.n, self.skipped, self.classes = images, n, skipped, classes
+
+
+def flatten_images(data, location, size, metadata, jobs=None, on_error=None, on_image=None,
+                   on_total=None, client=None):
+    """Decode the images of data (a class folder or labels file) into a new store at
+    location, one chunk of rows at a time (never all of X in memory) -> Flattened.
+
+    Rows follow the listed files; a file that cannot be read keeps its row, not valid.
+    on_error(ImageError) may raise (--strict): the unfinished store is then removed. Classes
+    none of whose images could be read are left out (told to on_error), as flatten to .npz
+    does. metadata: flatten's own (source, logreg_version, created), completed here.
+    client: a distributed.Client whose workers decode one chunk per task and write it into
+    the store themselves (they must reach the images and the store at the same paths); the
+    failures still reach on_error here in path order. Raises DataError when no image could
+    be read.
+    """
+    from .dataset import (ClassLeftOut, LinkSkipped, _leave_out_unread_classes, class_counts,
+                          list_data)
+    from .errors import DataError
+
+    paths, labels, classes, strays = list_data(data)
+    for stray in strays:
+        if on_error is not None:
+            on_error(stray)
+    # skipped counts files; a class left out or a link not followed is no file
+    skipped = [error for error in strays if not isinstance(error, (ClassLeftOut, LinkSkipped))]
+
+    def skip(error):
+        skipped.append(error)
+        if on_error is not None:
+            on_error(error)
+
+    if on_total is not None:
+        on_total(len(paths))
+    writer = StoreWriter(location, len(paths), size[0] * size[1] * 3)
+    try:
+        bounds = [(start, min(start + writer.chunk_rows, len(paths)))
+                  for start in range(0, len(paths), writer.chunk_rows)]
+        if client is None:
+            chunks = _decode_here(writer, paths, labels, size, bounds, jobs, skip, on_image)
+        else:
+            chunks = _decode_on_workers(client, writer, paths, labels, size, bounds, skip,
+                                        on_image)
+        valid = np.concatenate(list(chunks)) if bounds else np.zeros(0, dtype=bool)
+        if not valid.any():
+            raise DataError(f"{data}: none of the {len(paths)} image files could be read")
+        y, kept_classes, unread = _leave_out_unread_classes(Path(data), paths, labels,
+                                                            labels[valid], classes)
+        for error in unread:
+            if on_error is not None:
+                on_error(error)
+        all_y = np.full(len(paths), NO_LABEL, dtype=np.int64)
+        all_y[valid] = y
+        width, height = size
+        info = {"images": int(valid.sum()), "size": f"{width}x{height}",
+                "class_counts": class_counts(y, kept_classes), **metadata,
+                "skipped": [str(error) for error in skipped]}
+        writer.finish(kept_classes, [str(path) for path in paths], size, info,
+                      y=all_y if unread else None)  # y re-indexed when classes were left out
+    except BaseException:
+        writer.discard()
+        raise
+    return Flattened(int(valid.sum()), size[0] * size[1] * 3, skipped, kept_classes)
+
+
+def _decode_here(writer, paths, labels, size, bounds, jobs, on_error, on_image):
+    """Yield each chunk's valid flags, in order, having decoded and written it here."""
+    for start, stop in bounds:
+        X, valid = decode_chunk(paths[start:stop], size, jobs, on_error, on_image)
+        writer.write_rows(start, X, _labels_of(labels[start:stop], valid), valid)
+        yield valid
+
+
+def _labels_of(labels, valid):
+    """y of a chunk: the label of each row, NO_LABEL where its image could not be read."""
+    return np.where(valid, labels, NO_LABEL)
+
+
+def _decode_on_workers(client, writer, paths, labels, size, bounds, on_error, on_image):
+    """Yield each chunk's valid flags, in order, decoded and written by a worker (one task
+    per chunk); each chunk's failures go to on_error in path order as its turn comes.
+
+    When this stops early (--strict, Ctrl-C), the tasks not yet started are told to do
+    nothing (a Dask Event) and the running ones are waited for, so that none writes into
+    the store after the caller has removed it (a cancelled Dask task still runs to its end).
+    """
+    import distributed
+
+    from .errors import ImageError
+
+    abort = distributed.Event(f"logreg-flatten-abort-{os.urandom(8).hex()}", client=client)
+    futures = [client.submit(decode_into_store, writer.target, start,
+                             [os.path.abspath(path) for path in paths[start:stop]],
+                             labels[start:stop], size, abort.name, pure=False)
+               for start, stop in bounds]
+    finished = False
+    try:
+        for (start, stop), future in zip(bounds, futures):
+            valid, failures = future.result()
+            for offset, problem in failures:
+                on_error(ImageError(paths[start + offset], problem))
+            if on_image is not None:
+                for _ in range(stop - start):
+                    on_image()
+            yield valid
+        finished = True
+    finally:
+        if not finished:
+            abort.set()
+            distributed.wait(futures)
+            abort.clear()
+
+
+def decode_into_store(target, start, paths, labels, size, abort_event=None):
+    """On a worker: decode one chunk of image files and write rows start.. of X, y and valid
+    into the store at target -> (valid flags, [(offset in the chunk, cause)] of failures);
+    None, untouched, when the Dask Event named abort_event is set (the flatten stopped)."""
+    if abort_event is not None:
+        import distributed
+
+        if distributed.Event(abort_event).is_set():
+            return None
+    problems = []  # in path order: the i-th is that of the i-th row not valid
+    X, valid = decode_chunk(paths, size, jobs=1,
+                            on_error=lambda error: problems.append(error.problem))
+    group = open_zarr(target).open_group(target, mode="r+", zarr_format=3)
+    write_chunk(group, start, X, _labels_of(labels, valid), valid)
+    return valid, list(zip(np.flatnonzero(~valid).tolist(), problems))
+
+
+def convert_features(data, location, metadata):
+    """Copy a feature file or store (its valid rows) into a new store at location, a chunk
+    of rows at a time -> Flattened. Its own metadata is kept (source included, so that
+    --val-split draws the same rows), with converted_from and the new created added."""
+    from .features import open_feature_file
+
+    features = open_feature_file(data)
+    m, n = features.X.shape
+    writer = StoreWriter(location, m, n)
+    try:
+        for start in range(0, m, writer.chunk_rows):
+            stop = min(start + writer.chunk_rows, m)
+            writer.write_rows(start, features.X[start:stop], features.y[start:stop],
+                              np.ones(stop - start, dtype=bool))
+        info = {**features.metadata, "converted_from": str(data),
+                "created": metadata.get("created"), "images": m}
+        info.pop("format", None), info.pop("format_version", None)
+        writer.finish(features.classes, features.paths, features.size, info)
+    except BaseException:
+        writer.discard()
+        raise
+    return Flattened(m, n, [], features.classes)
