@@ -328,17 +328,24 @@ EXPECTED = {  # name -> (numpy kinds allowed, what it must be)
 
 def _checked_arrays(where, group):
     """name -> zarr array for ARRAY_NAMES, each of the dtype and shape the format says."""
-    members = dict(group.members())
-    missing = [name for name in ARRAY_NAMES if name not in members]
+    members, missing = {}, []
+    for name in ARRAY_NAMES:
+        try:
+            members[name] = group[name]
+        except KeyError:
+            missing.append(name)
+        except (OSError, ValueError, TypeError) as error:  # its zarr.json is damaged
+            raise ModelFileError(f"{where}: damaged store ({name}: {_first_line(error)})") \
+                from None
     if missing:
         raise ModelFileError(f"{where}: damaged store (missing {', '.join(missing)})")
     arrays = {}
     for name in ARRAY_NAMES:
         array = members[name]
         kinds, what = EXPECTED[name]
-        dtype = _numpy_dtype(array)
-        if not hasattr(array, "shape") or not hasattr(array, "dtype") or dtype is None:
+        if not hasattr(array, "dtype"):
             raise ModelFileError(f"{where}: damaged store ({name} is a group, not an array)")
+        dtype = _numpy_dtype(array)
         ndim = 2 if name == "X" else 1
         if dtype.kind not in kinds or len(array.shape) != ndim or (name == "X" and dtype != np.uint8):
             raise ModelFileError(f"{where}: {name} must be {what}, got {dtype} "
@@ -355,8 +362,8 @@ def _checked_arrays(where, group):
 def _numpy_dtype(array):
     try:
         return np.dtype(array.dtype)
-    except TypeError:
-        return None
+    except TypeError:  # a zarr data type numpy has no name for
+        return np.dtype(object)
 
 
 # ---------------------------------------------------------------- writing
