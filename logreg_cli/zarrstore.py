@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelFileError
+from .errors import LogregError, ModelFileError
 
 STORE_FORMAT = "logreg-features"
 STORE_FORMAT_VERSION = 1
@@ -256,7 +256,7 @@ def open_store(location):
     zarr = open_zarr(location)
     where = store_location(location)
     try:
-        group = zarr.open_group(where, mode="r", zarr_format=3)
+        group = open_group(zarr, where, "r")
     except (FileNotFoundError, zarr.errors.NodeTypeValidationError) as error:
         raise ModelFileError(f"{where}: not a Zarr v3 feature store ({_first_line(error)})") \
             from None
@@ -274,6 +274,34 @@ def open_store(location):
         raise ModelFileError(f"{where}: not a logreg feature store (its metadata does not say "
                              f"format {STORE_FORMAT!r})")
     return FeatureStore(where, group)
+
+
+def open_group(zarr, where, mode):
+    """zarr.open_group(where, mode) in Zarr v3; a URL whose fsspec backend is not installed
+    (s3:// without s3fs) raises LogregError in one line saying what to install."""
+    try:
+        return zarr.open_group(where, mode=mode, zarr_format=3)
+    except ImportError as error:
+        raise _missing_backend(where, error) from None
+
+
+def _check_backend(url):
+    """Raise LogregError now, before any work, when the fsspec backend of url is missing."""
+    where = store_location(url)
+    try:
+        import fsspec
+
+        fsspec.get_filesystem_class(URL_PATTERN.match(where).group(1))
+    except ImportError as error:
+        raise _missing_backend(where, error) from None
+    except ValueError as error:  # a protocol fsspec does not know
+        raise ModelFileError(f"{where}: not a writable Zarr store ({_first_line(error)})") \
+            from None
+
+
+def _missing_backend(where, error):
+    return LogregError(f"{where}: cannot open this URL ({_first_line(error)}); its fsspec "
+                       "backend is yours to install (e.g. pip install s3fs for s3://)")
 
 
 def _first_line(error):
@@ -300,17 +328,24 @@ EXPECTED = {  # name -> (numpy kinds allowed, what it must be)
 
 def _checked_arrays(where, group):
     """name -> zarr array for ARRAY_NAMES, each of the dtype and shape the format says."""
-    members = dict(group.members())
-    missing = [name for name in ARRAY_NAMES if name not in members]
+    members, missing = {}, []
+    for name in ARRAY_NAMES:
+        try:
+            members[name] = group[name]
+        except KeyError:
+            missing.append(name)
+        except (OSError, ValueError, TypeError) as error:  # its zarr.json is damaged
+            raise ModelFileError(f"{where}: damaged store ({name}: {_first_line(error)})") \
+                from None
     if missing:
         raise ModelFileError(f"{where}: damaged store (missing {', '.join(missing)})")
     arrays = {}
     for name in ARRAY_NAMES:
         array = members[name]
         kinds, what = EXPECTED[name]
-        dtype = _numpy_dtype(array)
-        if not hasattr(array, "shape") or not hasattr(array, "dtype") or dtype is None:
+        if not hasattr(array, "dtype"):
             raise ModelFileError(f"{where}: damaged store ({name} is a group, not an array)")
+        dtype = _numpy_dtype(array)
         ndim = 2 if name == "X" else 1
         if dtype.kind not in kinds or len(array.shape) != ndim or (name == "X" and dtype != np.uint8):
             raise ModelFileError(f"{where}: {name} must be {what}, got {dtype} "
@@ -327,8 +362,8 @@ def _checked_arrays(where, group):
 def _numpy_dtype(array):
     try:
         return np.dtype(array.dtype)
-    except TypeError:
-        return None
+    except TypeError:  # a zarr data type numpy has no name for
+        return np.dtype(object)
 
 
 # ---------------------------------------------------------------- writing
@@ -377,7 +412,7 @@ class StoreWriter:
 def create_group(zarr, target, m, n):
     """A new Zarr v3 group at target with X, y and valid created (empty) for m x n rows."""
     chunk_rows = rows_per_chunk(n)
-    group = zarr.open_group(target, mode="w", zarr_format=3)
+    group = open_group(zarr, target, "w")
     group.create_array("X", shape=(m, n), chunks=(chunk_rows, n), dtype="uint8",
                        compressors=None, fill_value=0)
     group.create_array("y", shape=(m,), chunks=(chunk_rows,), dtype="int64", compressors=None,
@@ -446,6 +481,7 @@ def check_store_output(location, data):
     or file at location that is not a Zarr store (it would be deleted), or DATA itself."""
     path = local_path(location)
     if path is None:
+        _check_backend(location)
         return
     if path.is_symlink() or (path.exists()
                              and not (path.is_dir() and (path / "zarr.json").is_file())):
@@ -606,7 +642,7 @@ def decode_into_store(target, start, paths, labels, size, abort_event=None):
     problems = []  # in path order: the i-th is that of the i-th row not valid
     X, valid = decode_chunk(paths, size, jobs=1,
                             on_error=lambda error: problems.append(error.problem))
-    group = open_zarr(target).open_group(target, mode="r+", zarr_format=3)
+    group = open_group(open_zarr(target), target, "r+")
     write_chunk(group, start, X, _labels_of(labels, valid), valid)
     return valid, list(zip(np.flatnonzero(~valid).tolist(), problems))
 

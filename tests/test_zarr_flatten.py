@@ -313,3 +313,24 @@ def test_a_labels_file_flattens_to_the_store_the_npz_holds(damaged, tmp_path):
         assert opened.classes == arrays["classes"].tolist() == ["cat", "dog"]
         assert [p for p, keep in zip(opened.paths, opened.valid) if keep] == \
             arrays["paths"].tolist()
+
+
+def test_a_url_whose_backend_is_not_installed_is_one_line(damaged, tmp_path, monkeypatch):
+    import fsspec  # noqa: F401 (fsspec.registry, the module, is shadowed by a mapping)
+
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # as on a machine without s3fs
+    monkeypatch.delitem(sys.modules["fsspec.registry"]._registry, "s3", raising=False)
+    cause = ("s3://bucket/f.zarr: cannot open this URL (Install s3fs to access S3); its "
+             "fsspec backend is yours to install (e.g. pip install s3fs for s3://)")
+    assert_user_error(run("train", "s3://bucket/f.zarr", "-m", tmp_path / "m.npz"), cause)
+    assert_user_error(run("flatten", damaged, "-o", "s3://bucket/f.zarr", *SIZE), cause)
+    model = tmp_path / "m.npz"
+    assert run("train", damaged, "-m", model, *SIZE, "-q").exit_code == 0
+    predicted = run("predict", "s3://bucket/f.zarr", "-m", model)
+    assert (predicted.exit_code, predicted.stderr) == (1, f"Error: {cause}\n")
+    assert_user_error(run("evaluate", "nope://bucket/f.zarr", "-m", model),
+                      "nope://bucket/f.zarr: not a readable Zarr store (Protocol not known: "
+                      "nope)")
+    assert_user_error(run("flatten", damaged, "-o", "nope://bucket/f.zarr", *SIZE),
+                      "nope://bucket/f.zarr: not a writable Zarr store (Protocol not known: "
+                      "nope)")

@@ -221,3 +221,16 @@ def test_each_chunk_is_read_once_when_streaming_or_gathering_rows(tmp_path, monk
     picked = [0, 1, 3, 8, 9, 12, 13, 20, 21]  # store rows 0, 1, 3, 9, 10, 13, 14, 21, 22
     assert np.array_equal(rows[picked], X[np.arange(23) != 7][picked])
     assert reads == ["X"] * 4  # chunks 0, 1, 2 and 4, each once
+
+
+@pytest.mark.parametrize("member, text, cause", [
+    ("X", "{bad", r"damaged store \(X: Expecting property name"),
+    ("y", "{}", r"damaged store \(y: Required key 'node_type' is missing"),
+    ("valid", '{"zarr_format": 3, "node_type": "group"}',
+     r"damaged store \(valid is a group, not an array\)"),
+])
+def test_a_damaged_array_description_is_one_line(tmp_path, member, text, cause):
+    write_store(tmp_path / "f.zarr")
+    (tmp_path / "f.zarr" / member / "zarr.json").write_text(text)
+    with pytest.raises(ModelFileError, match=rf"^{tmp_path / 'f.zarr'}: {cause}"):
+        zarrstore.open_store(tmp_path / "f.zarr")
