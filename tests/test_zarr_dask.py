@@ -15,6 +15,8 @@ distributed = pytest.importorskip("distributed", reason="the dask extra (distrib
 from logreg_cli import zarrstore  # noqa: E402
 from logreg_cli.cli import cli  # noqa: E402
 from logreg_cli.errors import ImageError  # noqa: E402
+from test_dask_cluster import dask_processes  # noqa: E402
+from tiny_models import logreg_command, subprocess_env  # noqa: E402
 
 SIZE = ["--size", "8x8"]
 ROWS_PER_CHUNK = 4
@@ -25,6 +27,14 @@ def run(*args):
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """A real `dask scheduler` and 2 `dask worker` processes (a LocalCluster of processes
+    started in the test process would leave multiprocessing's resource tracker under it)."""
+    with dask_processes(tmp_path_factory.mktemp("cluster")) as (address, _):
+        yield address
 
 
 @pytest.fixture
@@ -52,11 +62,11 @@ def store_arrays(location):
     return arrays, metadata, group["X"].chunks
 
 
-def test_flatten_on_a_local_cluster_writes_the_store_a_local_flatten_writes(
-        damaged, tmp_path, small_chunks):
+def test_flatten_on_a_cluster_writes_the_store_a_local_flatten_writes(
+        damaged, tmp_path, small_chunks, scheduler):
     here = run("flatten", damaged, "-o", tmp_path / "here.zarr", *SIZE)
     there = run("flatten", damaged, "-o", tmp_path / "there.zarr", *SIZE,
-                "--scheduler", "local", "--jobs", "2")
+                "--scheduler", scheduler)
     assert (here.exit_code, there.exit_code) == (0, 0), there.stderr
     # the same warnings, in path order (failures of chunks 1, 2 and 3, then class b left out)
     assert there.stderr.replace("there.zarr", "here.zarr") == here.stderr
@@ -77,17 +87,36 @@ def test_flatten_on_a_local_cluster_writes_the_store_a_local_flatten_writes(
 
 
 def test_strict_on_a_cluster_stops_at_the_first_bad_image_in_path_order(
-        damaged, tmp_path, monkeypatch):
+        damaged, tmp_path, monkeypatch, scheduler):
     monkeypatch.setattr(zarrstore, "CHUNK_BYTES", 8 * 8 * 3)  # chunks of one row
     (damaged / "c" / "readme.txt").unlink()
     result = run("flatten", damaged, "-o", tmp_path / "f.zarr", *SIZE, "--strict",
-                 "--scheduler", "local", "--jobs", "2")
+                 "--scheduler", scheduler)
     assert result.exit_code == 2 and result.stdout == "", result.stderr
     assert result.stderr == (f"Error: {damaged / 'a' / '001.png'}: not an image Pillow can "
                              "read\n")
     assert run("flatten", damaged, "-o", tmp_path / "f.zarr", *SIZE,
                "--strict").stderr == result.stderr  # as a local flatten stops
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no store, no temporary
+
+
+def test_flatten_on_a_local_cluster_of_processes_writes_the_same_store(damaged, tmp_path):
+    """`--scheduler local` as a user runs it: its own process, which starts and ends a
+    LocalCluster of --jobs worker processes."""
+    import subprocess
+
+    run("flatten", damaged, "-o", tmp_path / "here.zarr", *SIZE)
+    done = subprocess.run(
+        logreg_command("flatten", damaged, "-o", tmp_path / "there.zarr", *SIZE,
+                       "--scheduler", "local", "--jobs", 2),
+        capture_output=True, text=True, env=subprocess_env(), timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "UserWarning" not in done.stderr
+    (mine, mine_info, _), (theirs, their_info, _) = (
+        store_arrays(tmp_path / "here.zarr"), store_arrays(tmp_path / "there.zarr"))
+    for name in zarrstore.ARRAY_NAMES:
+        assert np.array_equal(mine[name], theirs[name]), name
+    assert mine_info == their_info
 
 
 def test_tasks_still_running_when_strict_stops_write_nothing_after(damaged, tmp_path,
@@ -109,8 +138,10 @@ def test_tasks_still_running_when_strict_stops_write_nothing_after(damaged, tmp_
             array[start : start + len(rows)] = rows
 
     monkeypatch.setattr(zarrstore, "write_chunk", slow_write)
+    # the scheduler's HTTP on any free port: no warning when 8787 is taken
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as local, \
+                                  dashboard_address=None,
+                                  scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as local, \
             distributed.Client(local) as client:
         with pytest.raises(ImageError, match="001.png"):
             api.flatten(damaged, tmp_path / "f.zarr", size="8x8", strict=True, client=client)
