@@ -708,6 +708,11 @@ def _lbfgs_descent(X, y, W, b, config, sample_weight, record, validation, extrem
     """Full-batch L-BFGS (lbfgs.py) on theta = (W, b) in float64, one recorded epoch per
     iteration (its cost before the iteration's step; lr is the step length that led to it).
 
+    Each cost and gradient is one pass of the fused kernel (fused_gradient): float32
+    products of a few MB of rows, their sums added in float64. That keeps the line search
+    working down to about 1e-8 relative objective; a float32 sum over all of X would stall
+    it about 2e-4 above the optimum.
+
     Stops when the largest |dJ/dtheta| is at most config.tol, when no step lowers the cost
     any more (the line search fails: rounding), or after config.epochs iterations.
     """
@@ -716,16 +721,17 @@ def _lbfgs_descent(X, y, W, b, config, sample_weight, record, validation, extrem
     m, n = X.shape
     c = W.shape[1]
     X_val = None if validation is None else validation.X
-    target = targets(y, c)
     theta = np.concatenate([W.ravel(), b])
 
     def unpack(theta):
         return theta[: n * c].reshape(n, c), theta[n * c :]
 
     def objective(theta):
-        cost, grad_W, grad_b = float64_cost_and_gradient(X, target, *unpack(theta), config.l2,
-                                                         sample_weight)
-        return cost, np.concatenate([grad_W.ravel(), grad_b])
+        W, b = unpack(theta)
+        total_cost, grad_W, grad_b = fused_gradient(X, W.astype(np.float32), b, y,
+                                                    sample_weight, config.threads)
+        cost = total_cost / m + _l2_cost(config.l2, m, np.sum(W * W))
+        return cost, np.concatenate([(grad_W / m + config.l2 / m * W).ravel(), grad_b / m])
 
     cost, gradient = objective(theta)
     history = TwoLoop()
@@ -760,28 +766,6 @@ def _lbfgs_descent(X, y, W, b, config, sample_weight, record, validation, extrem
         theta = theta + move
         gradient = new_gradient
     return unpack(theta)
-
-
-def float64_cost_and_gradient(X, target, W, b, l2, sample_weight=None, chunk_bytes=4 << 20):
-    """J and its gradient (dJ/dW n x c, dJ/db c) at float64 W, b, with every product and sum
-    in float64: X (m x n float32 or RowBlocks) is converted a few MB of rows at a time, never
-    as a whole. L-BFGS needs this: on float32 products its line search stalls about 2e-4
-    above the optimum, where the float32 gradient is rounding noise.
-    """
-    m, n = X.shape
-    rows_per_chunk = max(1, chunk_bytes // (8 * n))
-    total, grad_W, grad_b = 0.0, np.zeros_like(W), np.zeros_like(b)
-    for start, block in _row_chunks(X, rows_per_chunk):
-        for offset in range(0, len(block), rows_per_chunk):
-            rows64 = block[offset : offset + rows_per_chunk].astype(np.float64)
-            rows = slice(start + offset, start + offset + len(rows64))
-            weights = None if sample_weight is None else sample_weight[rows]
-            cost, dZ = cost_and_delta(rows64 @ W + b, target[rows], weights)
-            total += cost * len(rows64)
-            grad_W += rows64.T @ dZ
-            grad_b += dZ.sum(axis=0)
-    cost = total / m + _l2_cost(l2, m, np.sum(W * W))
-    return cost, grad_W / m + l2 / m * W, grad_b / m
 
 
 def gram_matrix(X, width=256):
