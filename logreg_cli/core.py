@@ -728,7 +728,7 @@ def _lbfgs(space, config, record):
     iterations (settled), when no step lowers the cost any more (the line search fails:
     rounding), or after config.epochs iterations.
     """
-    from .lbfgs import TwoLoop, wolfe_step
+    from .lbfgs import TwoLoop, inner, wolfe_step
 
     theta = space.start
     cost, gradient = space.objective(theta)
@@ -746,10 +746,10 @@ def _lbfgs(space, config, record):
         direction = history.direction(gradient)
         found = None
         for attempt in range(2):
-            slope = float(gradient @ direction)
+            slope = inner(gradient, direction)
             if not slope < 0 or attempt:  # rounding spoilt the estimate: steepest descent
                 history = TwoLoop()
-                direction, slope = -gradient, -float(gradient @ gradient)
+                direction, slope = -gradient, -inner(gradient, gradient)
             # the first step is 1 / |g| long, as scipy's L-BFGS-B; later ones the estimate's
             first = min(1.0, 1.0 / math.sqrt(-slope)) if not history.pairs else 1.0
             found = wolfe_step(_along(space, theta, direction), cost, slope, first)
@@ -782,9 +782,11 @@ def settled(costs, tol):
 
 def _along(space, theta, direction):
     """a -> (J, gradient, slope) at theta + a direction, for the line search."""
+    from .lbfgs import inner
+
     def evaluate(a):
         cost, gradient = space.objective(theta + a * direction)
-        return cost, gradient, float(gradient @ direction)
+        return cost, gradient, inner(gradient, direction)
 
     return evaluate
 
