@@ -19,7 +19,7 @@ reached) and to reach the target test accuracy (J*'s model's). SGDClassifier is 
 on 10 classes: its J is not the softmax objective there, so it has no time to the optimum.
 Ratios are fit times over scikit-learn lbfgs's.
 
-    python tests/bench/bench_peers.py [--large-m 40000] [--skip-large]
+    python tests/bench/bench_peers.py [--large-m 40000] [--skip-large] [--sklearn-blas-threads 1]
 
 Needs scikit-learn; run it with the Python of a venv where logreg is installed.
 """
@@ -171,7 +171,16 @@ def report(title, results):
               f"{'-' if to_target is None else format(to_target, '.3f'):>8}")
 
 
-def compare(title, data, l2, gd, adam, lbfgs_epochs=5000):
+def blas_threads(limit):
+    """A context with at most `limit` BLAS threads (None: OpenBLAS's default)."""
+    from contextlib import nullcontext
+
+    from threadpoolctl import threadpool_limits
+
+    return nullcontext() if limit is None else threadpool_limits(limits=limit, user_api="blas")
+
+
+def compare(title, data, l2, gd, adam, lbfgs_epochs=5000, sklearn_blas_threads=None):
     results = [logreg_run("logreg gd " + _describe(gd), gd, data, l2),
                logreg_run("logreg adam " + _describe(adam), {"optimizer": "adam", **adam},
                           data, l2),
@@ -179,8 +188,9 @@ def compare(title, data, l2, gd, adam, lbfgs_epochs=5000):
     if data[0].shape[0] < data[0].shape[1]:  # the row above ran in the Gram space
         results.append(logreg_run("logreg lbfgs features", {
             "optimizer": "lbfgs", "epochs": lbfgs_epochs, "method": "plain"}, data, l2))
-    results += [sklearn_lbfgs(data, l2), sklearn_lbfgs(data, l2, tol=1e-8),
-                sklearn_sgd(data, l2)]
+    with blas_threads(sklearn_blas_threads):
+        results += [sklearn_lbfgs(data, l2), sklearn_lbfgs(data, l2, tol=1e-8),
+                    sklearn_sgd(data, l2)]
     report(title, results)
 
 
@@ -192,14 +202,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large-m", type=int, default=40000)
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--sklearn-blas-threads", type=int, default=None,
+                        help="run scikit-learn on this many BLAS threads (1 on a busy "
+                             "machine, where OpenBLAS's spinning threads slow it down)")
     args = parser.parse_args()
+    sklearn = {"sklearn_blas_threads": args.sklearn_blas_threads}
     compare("cat/non-cat, --l2 100", catvnoncat(), 100.0, {"lr": 0.004, "epochs": 60000},
-            {"lr": 0.001, "epochs": 2000})
+            {"lr": 0.001, "epochs": 2000}, **sklearn)
     compare("digits10 32x32, --l2 1", digits10(), 1.0, {"lr": 0.05, "epochs": 3000},
-            {"lr": 0.001, "epochs": 1000})
+            {"lr": 0.001, "epochs": 1000}, **sklearn)
     if not args.skip_large:
         compare(f"made-up {args.large_m} x 32x32, 4 classes, --l2 10", made_up(args.large_m),
-                10.0, {"lr": 0.05, "epochs": 50}, {"lr": 0.001, "epochs": 50}, 300)
+                10.0, {"lr": 0.05, "epochs": 50}, {"lr": 0.001, "epochs": 50}, 300, **sklearn)
 
 
 if __name__ == "__main__":
