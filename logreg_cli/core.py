@@ -768,7 +768,7 @@ def _lbfgs(space, config, record):
 
 # Iterations over which L-BFGS's relative decrease is measured (settled). One iteration's
 # decrease says little: L-BFGS has slow iterations between fast ones. Over 10, a decrease
-# of 1e-6 J left cat/non-cat 1e-7 and digits10 2.4e-5 above the optimum (bench_peers.py).
+# of 1e-6 J left cat/non-cat 7e-9 and digits10 2.4e-5 above the optimum (bench_peers.py).
 SETTLE_WINDOW = 10
 
 
