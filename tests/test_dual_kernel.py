@@ -7,7 +7,7 @@ import pytest
 
 from logreg_cli import core
 from logreg_cli.features import RowBlocks, scale_pixels
-from test_optim_lbfgs import FLOAT32_GAP, objective_gap, scipy_optimum
+from test_optim_lbfgs import FLOAT32_GAP, objective_gap
 
 
 def pixels_problem(k, m, n, seed=0):

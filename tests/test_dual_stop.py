@@ -7,7 +7,6 @@ import pytest
 
 from logreg_cli import core
 from logreg_cli.features import scale_pixels
-from test_dual_kernel import pixels_problem
 from test_optim_lbfgs import float64_objective, objective_gap
 
 
