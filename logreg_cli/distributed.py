@@ -8,8 +8,8 @@ reads X nor ships it). Each epoch the driver sends W (n x c float32) and b (c) t
 shard and gets back one partial (sum of the losses, X_s^T dZ_s, sum dZ_s) computed by
 core.fused_gradient, the kernel one machine uses; it adds the partials in shard order and
 core makes its usual update. DistributedRows stands in for X in core: its
-fused_gradient, scores and float64_cost_and_gradient replace the local passes over the
-rows, so every loop of core (gd, momentum, adam, lbfgs, schedules, --l2, class weights,
+fused_gradient and scores replace the local passes over the rows (L-BFGS draws its cost
+and gradient from fused_gradient too), so every loop of core (gd, momentum, adam, lbfgs, schedules, --l2, class weights,
 validation, early stopping, Ctrl-C, --init, history) runs unchanged.
 
 Faults: each shard lives in a Dask actor (ShardActor) on its worker. When a call finds its
@@ -164,15 +164,6 @@ class ShardActor:
         """X_s W + b (m_s x c float64), as core._scores computes it."""
         return core._scores(self.shard.features, W32, b)
 
-    def float64_sums(self, c, W, b):
-        """(loss sum, dJ/dW sum, dJ/db sum) in float64 without L2, as
-        core.float64_cost_and_gradient computes them, over the shard's rows."""
-        shard = self.shard
-        m = len(shard.y)  # the function returns means: times m, the shard's sums
-        cost, grad_W, grad_b = core.float64_cost_and_gradient(
-            shard.features, core.targets(shard.y, c), W, b, 0.0, shard.sample_weight)
-        return cost * m, grad_W * m, grad_b * m
-
 
 # ---------------------------------------------------------------- on the driver
 
@@ -187,8 +178,7 @@ class DistributedRows:
 
     For core: shape, in_memory (False), distributed (True), fused_gradient(W32, b, y,
     sample_weight, rows=None) -> (cost sum, X^T dZ n x c float64, dZ sums c float64),
-    scores(W32, b) -> m x c float64, float64_cost_and_gradient(target, W, b, l2,
-    sample_weight) -> (J, dJ/dW, dJ/db). y and sample_weight must be the labels and
+    scores(W32, b) -> m x c float64. y and sample_weight must be the labels and
     weights the shards were given (checked). One actor call per shard per pass; a shard
     whose worker is lost is started again on another worker and its call repeated.
     """
@@ -295,15 +285,6 @@ class DistributedRows:
         """X W + b (m x c float64), as core._scores computes it, gathered in row order."""
         parts = self._call("scores", W32, b)
         return np.concatenate(parts) if parts else np.zeros((0, W32.shape[1]))
-
-    def float64_cost_and_gradient(self, target, W, b, l2, sample_weight=None):
-        """core.float64_cost_and_gradient over all rows: J, dJ/dW (n x c), dJ/db (c)."""
-        self._check_labels(target, sample_weight)
-        m = self.shape[0]
-        parts = self._call("float64_sums", W.shape[1], W, b)
-        total, grad_W, grad_b = _add_in_order(parts, np.zeros_like(W), np.zeros_like(b))
-        cost = total / m + core._l2_cost(l2, m, np.sum(W * W))
-        return cost, grad_W / m + l2 / m * W, grad_b / m
 
     def release(self):
         """Let the workers drop their shards."""

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import core
+from . import core, threads
 from .features import scale_pixels, standardizer
 from .errors import DataError, LogregError
 from .options import OPTIONS, default
@@ -45,7 +45,8 @@ class DataConversionWarning(UserWarning):
 class LogisticRegressionGD:
     """Logistic (2 classes) or softmax (k > 2 classes) regression by gradient descent.
 
-    The same descent as `logreg train` (it calls ``core.train``): zero initial weights,
+    The same descent as `logreg train` (it calls ``core.train`` with the threads `logreg
+    train` chooses, threads.train): zero initial weights,
     full batch or shuffled mini-batches, the same schedules, L2 and class weights, so the
     same float features and options give the same weights, bit for bit. X is taken as the
     features themselves, converted to float32 and NOT divided by 255: scaling pixels is
@@ -202,7 +203,7 @@ class LogisticRegressionGD:
         if _as_bool(self.standardize, "standardize"):
             mean, scale = _standardizer(X)
             X = scale_pixels(X, mean, scale)
-        fit = core.train(X, y_index, len(classes), config, sample_weight=sample_weight)
+        fit = threads.train(X, y_index, len(classes), config, sample_weight=sample_weight)
         self.classes_ = classes
         self.coef_ = np.ascontiguousarray(fit.weights.T)
         self.intercept_ = fit.bias.copy()

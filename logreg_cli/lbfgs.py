@@ -1,13 +1,29 @@
-"""L-BFGS for a smooth objective of a flat float64 vector: the two-loop recursion and a line
-search that satisfies the strong Wolfe conditions (Nocedal & Wright, Numerical Optimization,
-algorithms 7.4, 3.5 and 3.6). numpy only; core.py runs it on the logistic-regression cost.
+"""L-BFGS for a smooth objective of a flat float64 vector (or any vector with +, -, scalar
+* and @ as the inner product, as core's Gram-space vectors): the two-loop recursion and a
+line search that satisfies the strong Wolfe conditions (Nocedal & Wright, Numerical
+Optimization, algorithms 7.4, 3.5 and 3.6). numpy only; core.py runs it on the
+logistic-regression cost.
 """
 
 import math
 
+import numpy as np
+
 MEMORY = 10  # (s, y) pairs kept, as scipy's and scikit-learn's default
 SUFFICIENT_DECREASE, CURVATURE = 1e-4, 0.9  # Wolfe's c1 and c2 for quasi-Newton steps
 LINE_SEARCH_EVALUATIONS = 30
+
+
+def inner(u, v):
+    """u . v as a float: float64 ndarrays without BLAS, other vectors by their own @.
+
+    A dot product of a few thousand floats is over before a second BLAS thread has
+    started; on a busy machine OpenBLAS's threads made each one take milliseconds, more
+    than the L-BFGS iteration's whole pass over X.
+    """
+    if isinstance(u, np.ndarray):
+        return float(np.einsum("i,i->", u, v))
+    return float(u @ v)
 
 
 class TwoLoop:
@@ -21,7 +37,7 @@ class TwoLoop:
 
     def remember(self, s, y):
         """Add a pair; one without positive curvature (y.s <= 0, rounding) is skipped."""
-        curvature = float(y @ s)
+        curvature = inner(y, s)
         if curvature > 0 and math.isfinite(curvature):
             self.pairs.append((s, y, 1.0 / curvature))
             del self.pairs[: -self.memory]
@@ -30,14 +46,14 @@ class TwoLoop:
         q = g.copy()
         alphas = []
         for s, y, rho in reversed(self.pairs):
-            alpha = rho * float(s @ q)
+            alpha = rho * inner(s, q)
             q -= alpha * y
             alphas.append(alpha)
         if self.pairs:
             s, y, _ = self.pairs[-1]
-            q *= float(s @ y) / float(y @ y)
+            q *= inner(s, y) / inner(y, y)
         for (s, y, rho), alpha in zip(self.pairs, reversed(alphas)):
-            beta = rho * float(y @ q)
+            beta = rho * inner(y, q)
             q += (alpha - beta) * s
         return -q
 

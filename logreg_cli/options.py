@@ -66,7 +66,8 @@ OPTIONS = _declare(
            help="gd (gradient descent), momentum (beta 0.9), adam (beta1 0.9, beta2 "
                 "0.999, eps 1e-8) or lbfgs (full batch, no learning rate); see README."),
     Option("tol", ("--tol",), "float", 1e-6, low=0.0,
-           help="lbfgs: stop when no partial derivative of the cost exceeds this."),
+           help="lbfgs: stop when no partial derivative of the cost exceeds this, or "
+                "when the cost fell by at most this fraction over the last 10 iterations."),
     Option("batch_size", ("--batch-size",), "count", None, low=1,
            help="Mini-batch size (default: full batch)."),
     Option("l2", ("--l2",), "float", 0.0, low=0.0,

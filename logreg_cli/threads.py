@@ -9,6 +9,7 @@ the fused kernel over a large X in memory, use the cores this process may run on
 
 import os
 from contextlib import contextmanager
+from dataclasses import replace
 
 from . import core
 
@@ -63,3 +64,14 @@ def blas_limited(threads):
 
     with threadpool_limits(limits=threads, user_api="blas"):
         yield
+
+
+def train(X, y, n_classes, config, jobs=None, **options):
+    """core.train (same arguments; options: its keywords) with the BLAS and kernel
+    threads choose_threads picks for this problem, at most jobs: what `logreg train`
+    does, for every caller of the library (the estimator too). Returns the core.Fit."""
+    m, n = X.shape
+    blas, kernel = choose_threads(m, n, core.n_outputs(n_classes), config, core.is_streamed(X),
+                                  jobs)
+    with blas_limited(blas):
+        return core.train(X, y, n_classes, replace(config, threads=kernel), **options)

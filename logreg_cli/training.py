@@ -346,19 +346,13 @@ def _n_features(data):
 def run(data, config, on_epoch=None):
     """Train on prepared TrainingData; returns (core.Fit, seconds). BLAS and kernel threads
     are chosen by the problem's size, at most data.jobs (threads.choose_threads)."""
-    from dataclasses import replace
-
-    from .threads import blas_limited, choose_threads
+    from . import threads
 
     started = time.perf_counter()
     extremes = feature_extremes(data.X.shape[1], data.mean, data.scale)
-    m, n = data.X.shape
-    blas, kernel = choose_threads(m, n, core.n_outputs(data.n_classes), config,
-                                  core.is_streamed(data.X), data.jobs)
-    with blas_limited(blas):
-        fit = core.train(data.X, data.y, data.n_classes, replace(config, threads=kernel),
-                         init=data.init, sample_weight=data.sample_weight, on_epoch=on_epoch,
-                         validation=data.validation, extremes=extremes)
+    fit = threads.train(data.X, data.y, data.n_classes, config, data.jobs, init=data.init,
+                        sample_weight=data.sample_weight, on_epoch=on_epoch,
+                        validation=data.validation, extremes=extremes)
     return fit, time.perf_counter() - started
 
 

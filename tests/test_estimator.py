@@ -19,7 +19,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_sco
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import logreg_cli  # noqa: E402
-from logreg_cli import core  # noqa: E402
+from logreg_cli import core, threads  # noqa: E402
 from logreg_cli.features import scale_pixels  # noqa: E402
 from logreg_cli.cli import cli  # noqa: E402
 from logreg_cli.dataset import load_data, load_features  # noqa: E402
@@ -117,7 +117,8 @@ def test_fit_gives_core_train_weights_bit_for_bit(catvnoncat, options):
         weights = balanced_class_weights(catvnoncat.y, 2)[catvnoncat.y]
     elif "class_weight" in options:
         weights = np.where(names[catvnoncat.y] == "cat", 3.0, 1.0)
-    fit = core.train(X, catvnoncat.y, 2, config, sample_weight=weights)
+    # `logreg train`'s call: core.train with the threads chosen for the problem
+    fit = threads.train(X, catvnoncat.y, 2, config, sample_weight=weights)
 
     assert estimator.classes_.tolist() == ["cat", "non-cat"]
     assert estimator.coef_.shape == (1, 12288) and estimator.coef_.dtype == np.float32

@@ -15,8 +15,31 @@ from logreg_cli.model import load_model
 from tiny_models import write_class_folders
 
 
+# How close to the optimum float32 products let L-BFGS get: its kernel computes X W and
+# X^T dZ in float32 (blocks summed in float64); the line search stalls where the cost's
+# rounding noise hides its decrease (seen: 1e-9 to 1.4e-7 relative on these problems).
+FLOAT32_GAP = 1e-6
+
+
+def objective_gap(X, y, k, l2, fit, sample_weight=None, optimum=None):
+    """(J(fit's float64 weights) - J*) / J*, both from the float64 objective below."""
+    J = optimum if optimum is not None else scipy_optimum(X, y, k, l2, sample_weight)[0]
+    theta = np.concatenate([fit.weights64.ravel(), fit.bias64])
+    return (float64_objective(X, y, k, l2, sample_weight)(theta)[0] - J) / J
+
+
 def scipy_optimum(X, y, k, l2, sample_weight=None):
     """The minimum of J by scipy's L-BFGS-B on a float64 numpy objective written here."""
+    c = 1 if k == 2 else k
+    found = minimize(float64_objective(X, y, k, l2, sample_weight), np.zeros(X.shape[1] * c + c),
+                     jac=True, method="L-BFGS-B",
+                     options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 5000})
+    n = X.shape[1]
+    return found.fun, found.x[: n * c].reshape(n, c), found.x[n * c :]
+
+
+def float64_objective(X, y, k, l2, sample_weight=None):
+    """theta = (W.ravel(), b) -> (J, dJ/dtheta), every product in float64."""
     X = X.astype(np.float64)
     m, n = X.shape
     c = 1 if k == 2 else k
@@ -39,9 +62,7 @@ def scipy_optimum(X, y, k, l2, sample_weight=None):
         grad = np.concatenate([(X.T @ dZ / m + l2 / m * W).ravel(), dZ.sum(axis=0) / m])
         return J, grad
 
-    found = minimize(objective, np.zeros(n * c + c), jac=True, method="L-BFGS-B",
-                     options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 5000})
-    return found.fun, found.x[: n * c].reshape(n, c), found.x[n * c :]
+    return objective
 
 
 def tiny_problem(k, m=80, n=20, seed=0):
@@ -61,9 +82,10 @@ def test_lbfgs_reaches_scipys_optimum(k, l2, weighted):
                      sample_weight=weights)
     J, W, b = scipy_optimum(X, y, k, l2, weights)
     assert fit.stopped_at is not None and fit.epochs_run < 200  # stopped on --tol
-    assert abs(fit.final_cost - J) <= 1e-9 * J
-    np.testing.assert_allclose(fit.weights64, W, atol=1e-5)
-    np.testing.assert_allclose(fit.bias64, b, atol=1e-5)
+    assert abs(objective_gap(X, y, k, l2, fit, weights, J)) <= FLOAT32_GAP
+    assert abs(fit.final_cost - J) <= FLOAT32_GAP * J  # the kernel's cost of those weights
+    np.testing.assert_allclose(fit.weights64, W, atol=5e-3)
+    np.testing.assert_allclose(fit.bias64, b, atol=5e-3)
     costs = [h.cost for h in fit.history]
     assert all(later <= earlier for earlier, later in zip(costs, costs[1:]))  # Wolfe: descent
 
@@ -74,7 +96,8 @@ def test_tol_and_epochs_stop_lbfgs():
     tight = core.train(X, y, 3, core.TrainConfig(optimizer="lbfgs", l2=0.5, tol=1e-9))
     assert loose.epochs_run < tight.epochs_run
     J, _, _ = scipy_optimum(X, y, 3, 0.5)
-    assert loose.final_cost - J > 1e-7 and tight.final_cost - J < 1e-12
+    assert objective_gap(X, y, 3, 0.5, loose, optimum=J) > 1e-5
+    assert objective_gap(X, y, 3, 0.5, tight, optimum=J) <= FLOAT32_GAP
     capped = core.train(X, y, 3, core.TrainConfig(optimizer="lbfgs", l2=0.5, epochs=5))
     assert len(capped.history) == 5 and capped.epochs_run == 5 and capped.stopped_at is None
 
@@ -90,10 +113,11 @@ def test_lbfgs_from_init_streamed_and_with_validation_reach_the_same_optimum():
     started = core.train(X, y, 3, config, init=(rng.normal(size=(48, 3)), rng.normal(size=3)))
     validated = core.train(X, y, 3, config, validation=core.Validation(X[:30], y[:30]))
     assert streamed.method == "stream"
-    for fit in (streamed, started, validated):
-        assert abs(fit.final_cost - J) <= 1e-9 * J
     for fit in (streamed, started):
-        np.testing.assert_allclose(fit.weights64, W, atol=1e-5)
+        assert abs(objective_gap(X, y, 3, 2.0, fit, optimum=J)) <= FLOAT32_GAP
+        np.testing.assert_allclose(fit.weights64, W, atol=5e-3)
+    # the last iterate's cost (validation keeps an earlier epoch's weights)
+    assert abs(validated.final_cost - J) <= FLOAT32_GAP * J
     # with validation the kept weights are those of the lowest validation cost
     val_costs = [h.val_cost for h in validated.history]
     assert validated.best_epoch == int(np.argmin(val_costs))

@@ -9,6 +9,9 @@ SGDClassifier(alpha=l2/m). One run, three data sets:
 - made-up: m train + m/4 test 32x32 RGB images of 4 classes (made_up: faint class
   patterns in noise, 10 % of labels random, seed 0), --l2 10.
 
+logreg trains as `logreg train` does (threads.train: BLAS and kernel threads chosen for
+the problem); lbfgs runs in the Gram space when m < n, and then also on the features
+("lbfgs features", method plain) for comparison; scikit-learn uses OpenBLAS's default.
 Per method: fit time (its own settings, no validation), test accuracy and log-loss, and
 from a second, traced run (the test set scored after every epoch, its time included): the
 time to get within 1e-4 relative objective of the optimum J* (the lowest J any method
@@ -16,7 +19,7 @@ reached) and to reach the target test accuracy (J*'s model's). SGDClassifier is 
 on 10 classes: its J is not the softmax objective there, so it has no time to the optimum.
 Ratios are fit times over scikit-learn lbfgs's.
 
-    python tests/bench/bench_peers.py [--large-m 40000] [--skip-large]
+    python tests/bench/bench_peers.py [--large-m 40000] [--skip-large] [--sklearn-blas-threads 1]
 
 Needs scikit-learn; run it with the Python of a venv where logreg is installed.
 """
@@ -30,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from logreg_cli import core
+from logreg_cli import core, threads
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "catvnoncat"
 GAP = 1e-4
@@ -86,13 +89,13 @@ def logreg_run(name, settings, data, l2):
     X, y, X_test, y_test, k = data
     config = core.TrainConfig(l2=l2, **settings)
     start = time.perf_counter()
-    fit = core.train(X, y, k, config)
+    fit = threads.train(X, y, k, config)
     seconds = time.perf_counter() - start
     trace = []
     traced_start = time.perf_counter()
-    core.train(X, y, k, config, validation=core.Validation(X_test, y_test),
-               on_epoch=lambda s: trace.append((time.perf_counter() - traced_start, s.cost,
-                                                s.val_accuracy)))
+    threads.train(X, y, k, config, validation=core.Validation(X_test, y_test),
+                  on_epoch=lambda s: trace.append((time.perf_counter() - traced_start, s.cost,
+                                                   s.val_accuracy)))
     Z = core.scores(X_test, fit.weights, fit.bias)
     return {"name": name, "seconds": seconds, "epochs": fit.epochs_run,
             "J": fit.final_cost, "accuracy": float(np.mean(core.predicted_classes(Z) == y_test)),
@@ -168,12 +171,26 @@ def report(title, results):
               f"{'-' if to_target is None else format(to_target, '.3f'):>8}")
 
 
-def compare(title, data, l2, gd, adam, lbfgs_epochs=5000):
+def blas_threads(limit):
+    """A context with at most `limit` BLAS threads (None: OpenBLAS's default)."""
+    from contextlib import nullcontext
+
+    from threadpoolctl import threadpool_limits
+
+    return nullcontext() if limit is None else threadpool_limits(limits=limit, user_api="blas")
+
+
+def compare(title, data, l2, gd, adam, lbfgs_epochs=5000, sklearn_blas_threads=None):
     results = [logreg_run("logreg gd " + _describe(gd), gd, data, l2),
                logreg_run("logreg adam " + _describe(adam), {"optimizer": "adam", **adam},
                           data, l2),
-               logreg_run("logreg lbfgs", {"optimizer": "lbfgs", "epochs": lbfgs_epochs}, data, l2),
-               sklearn_lbfgs(data, l2), sklearn_lbfgs(data, l2, tol=1e-8), sklearn_sgd(data, l2)]
+               logreg_run("logreg lbfgs", {"optimizer": "lbfgs", "epochs": lbfgs_epochs}, data, l2)]
+    if data[0].shape[0] < data[0].shape[1]:  # the row above ran in the Gram space
+        results.append(logreg_run("logreg lbfgs features", {
+            "optimizer": "lbfgs", "epochs": lbfgs_epochs, "method": "plain"}, data, l2))
+    with blas_threads(sklearn_blas_threads):
+        results += [sklearn_lbfgs(data, l2), sklearn_lbfgs(data, l2, tol=1e-8),
+                    sklearn_sgd(data, l2)]
     report(title, results)
 
 
@@ -185,14 +202,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large-m", type=int, default=40000)
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--sklearn-blas-threads", type=int, default=None,
+                        help="run scikit-learn on this many BLAS threads (1 on a busy "
+                             "machine, where OpenBLAS's spinning threads slow it down)")
     args = parser.parse_args()
+    sklearn = {"sklearn_blas_threads": args.sklearn_blas_threads}
     compare("cat/non-cat, --l2 100", catvnoncat(), 100.0, {"lr": 0.004, "epochs": 60000},
-            {"lr": 0.001, "epochs": 2000})
+            {"lr": 0.001, "epochs": 2000}, **sklearn)
     compare("digits10 32x32, --l2 1", digits10(), 1.0, {"lr": 0.05, "epochs": 3000},
-            {"lr": 0.001, "epochs": 1000})
+            {"lr": 0.001, "epochs": 1000}, **sklearn)
     if not args.skip_large:
         compare(f"made-up {args.large_m} x 32x32, 4 classes, --l2 10", made_up(args.large_m),
-                10.0, {"lr": 0.05, "epochs": 50}, {"lr": 0.001, "epochs": 50}, 300)
+                10.0, {"lr": 0.05, "epochs": 50}, {"lr": 0.001, "epochs": 50}, 300, **sklearn)
 
 
 if __name__ == "__main__":
