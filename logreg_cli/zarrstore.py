@@ -106,6 +106,8 @@ class FeatureStore:
         self.chunk_rows = self.X.chunks[0]
         height, width = self._size()
         self.size = (width, height)
+        for name, array in self._arrays.items():
+            _check_every_chunk_stored(self.location, name, array)
         self.classes = self._strings("classes")
         self.metadata = dict(group.attrs.get("metadata") or {})
         self._y = self._valid = self._paths = None
@@ -359,6 +361,20 @@ def _checked_arrays(where, group):
     return arrays
 
 
+def _check_every_chunk_stored(where, name, array):
+    """Refuse an array with a chunk file missing: zarr reads a missing chunk as its fill
+    value, so a lost or deleted chunk of X would train silently on rows of zeros (and one of
+    valid or y would drop or relabel rows). The writers store every chunk, empty or not."""
+    try:
+        stored = array.nchunks_initialized
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelFileError(f"{where}: damaged store ({name}: {_first_line(error)})") from None
+    if stored < array.nchunks:
+        raise ModelFileError(f"{where}: damaged store ({name}: {array.nchunks - stored} of its "
+                             f"{array.nchunks} chunk files missing); write it again with "
+                             "`logreg flatten`")
+
+
 def _numpy_dtype(array):
     try:
         return np.dtype(array.dtype)
@@ -425,19 +441,33 @@ def create_group(zarr, target, m, n):
 def write_chunk(group, start, X, y, valid):
     """Rows start.. of X, y and valid written into an open group (a worker's own chunk)."""
     stop = start + len(X)
-    group["X"][start:stop] = np.asarray(X, dtype=np.uint8)
-    group["y"][start:stop] = np.asarray(y, dtype=np.int64)
-    group["valid"][start:stop] = np.asarray(valid, dtype=bool)
+    _every_chunk(group, "X")[start:stop] = np.asarray(X, dtype=np.uint8)
+    _every_chunk(group, "y")[start:stop] = np.asarray(y, dtype=np.int64)
+    _every_chunk(group, "valid")[start:stop] = np.asarray(valid, dtype=bool)
+
+
+# zarr skips a chunk equal to the fill value (all zeros, labels all 0, valid all False), and
+# reads a missing chunk as that value: the writers store every chunk, so that a reader can
+# tell a chunk file lost or deleted from a chunk of zeros (_check_every_chunk_stored).
+WRITE_EVERY_CHUNK = {"write_empty_chunks": True}
+
+
+def _every_chunk(group, name):
+    """The array name of group, set to store every chunk it is given."""
+    return group[name].with_config(WRITE_EVERY_CHUNK)
 
 
 def finish_group(group, classes, paths, size, metadata, y=None):
     """The small arrays, the metadata, and the completion marker last."""
     width, height = size
     if y is not None:
-        group["y"][:] = np.asarray(y, dtype=np.int64)
-    group.create_array("paths", data=_string_array(paths), compressors=None)
-    group.create_array("classes", data=_string_array(classes), compressors=None)
-    group.create_array("size", data=np.array([height, width], dtype=np.int64), compressors=None)
+        _every_chunk(group, "y")[:] = np.asarray(y, dtype=np.int64)
+    group.create_array("paths", data=_string_array(paths), compressors=None,
+                       config=WRITE_EVERY_CHUNK)
+    group.create_array("classes", data=_string_array(classes), compressors=None,
+                       config=WRITE_EVERY_CHUNK)
+    group.create_array("size", data=np.array([height, width], dtype=np.int64), compressors=None,
+                       config=WRITE_EVERY_CHUNK)
     info = {"format": STORE_FORMAT, "format_version": STORE_FORMAT_VERSION, **metadata}
     group.attrs.update({"metadata": info})
     group.attrs.update({COMPLETE: True})
