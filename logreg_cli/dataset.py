@@ -737,10 +737,15 @@ def _checked_features(path, X, arrays, classes):
         raise ModelFileError(f"{path}: y must index the {len(names)} classes")
     if len(arrays["paths"]) != len(X):
         raise ModelFileError(f"{path}: paths must name the {len(X)} images")
+    metadata = _feature_metadata(arrays["metadata"])
+    if not isinstance(metadata.get("source", ""), str):
+        # --val-split places each row by its path relative to source
+        raise ModelFileError(f"{path}: metadata source must be a string (the folder the paths "
+                             f"are relative to), got {type(metadata['source']).__name__}")
     if classes is not None:
         y, names = _to_model_classes(path, y, names, classes, "class")
     return Dataset(X, y.astype(np.int64), names, arrays["paths"].tolist(), (width, height),
-                   metadata=_feature_metadata(arrays["metadata"]))
+                   metadata=metadata)
 
 
 def _feature_metadata(value):
