@@ -386,10 +386,16 @@ def flatten_metadata(source, skipped=()):
 
 
 def write_features(dataset, path, source):
-    """Write a loaded dataset as a feature file with flatten's metadata."""
-    from .dataset import save_features
+    """Write a loaded dataset as a feature file with flatten's metadata; one read from a
+    feature file or store (a conversion) keeps that one's metadata, its source above all."""
+    from .dataset import COUNTED_METADATA, converted_metadata, is_feature_file, save_features
 
-    save_features(dataset, path, flatten_metadata(source, dataset.skipped))
+    metadata = flatten_metadata(source, dataset.skipped)
+    if is_feature_file(source):
+        converted = converted_metadata(dataset.metadata, source, metadata["created"])
+        metadata = {**metadata, **{key: value for key, value in converted.items()
+                                   if key not in COUNTED_METADATA}}
+    save_features(dataset, path, metadata)
 
 
 # ---------------------------------------------------------------- explain

@@ -632,6 +632,19 @@ def require_classes(y, classes, source):
 # ---------------------------------------------------------------- feature files
 
 
+COUNTED_METADATA = ("images", "size", "class_counts")  # what save_features counts itself
+
+
+def converted_metadata(original, source, created):
+    """The metadata of a copy of the feature file or store source, whose own metadata is
+    original: all of it but its format (the writer's), with converted_from and created
+    added. Its source is kept: --val-split places each row by its path relative to it, so
+    the copy holds out the same rows."""
+    kept = {key: value for key, value in original.items()
+            if key not in ("format", "format_version")}
+    return {**kept, "converted_from": str(source), "created": created}
+
+
 def save_features(dataset, path, metadata=None):
     """Write dataset as an uncompressed .npz feature file, atomically.
 

@@ -681,6 +681,7 @@ def convert_features(data, location, metadata):
     """Copy a feature file or store (its valid rows) into a new store at location, a chunk
     of rows at a time -> Flattened. Its own metadata is kept (source included, so that
     --val-split draws the same rows), with converted_from and the new created added."""
+    from .dataset import converted_metadata
     from .features import open_feature_file
 
     features = open_feature_file(data)
@@ -691,9 +692,8 @@ def convert_features(data, location, metadata):
             stop = min(start + writer.chunk_rows, m)
             writer.write_rows(start, features.X[start:stop], features.y[start:stop],
                               np.ones(stop - start, dtype=bool))
-        info = {**features.metadata, "converted_from": str(data),
-                "created": metadata.get("created"), "images": m}
-        info.pop("format", None), info.pop("format_version", None)
+        info = {**converted_metadata(features.metadata, data, metadata.get("created")),
+                "images": m}
         writer.finish(features.classes, features.paths, features.size, info)
     except BaseException:
         writer.discard()
