@@ -404,18 +404,28 @@ class StoreWriter:
         final = local_path(location)
         self.final = final
         self.target = self.location if final is None else str(_temporary_beside(final))
-        self.group = create_group(self.zarr, self.target, self.m, self.n)
+        try:
+            self.group = create_group(self.zarr, self.target, self.m, self.n)
+        except OSError as error:
+            self.discard()
+            raise cannot_write(self.location, error) from None
 
     def write_rows(self, start, X, y, valid):
         """Write rows start..start+len(X): X (uint8 rows x n), y (ints), valid (bools)."""
-        write_chunk(self.group, start, X, y, valid)
+        try:
+            write_chunk(self.group, start, X, y, valid)
+        except OSError as error:
+            raise cannot_write(self.location, error) from None
 
     def finish(self, classes, paths, size, metadata, y=None):
         """Write the small arrays, then the metadata and the completion marker LAST, then
         (for a local store) rename it into place. y, if given, replaces all the labels."""
-        finish_group(self.group, classes, paths, size, metadata, y)
-        if self.final is not None:
-            _replace_folder(Path(self.target), self.final)
+        try:
+            finish_group(self.group, classes, paths, size, metadata, y)
+            if self.final is not None:
+                _replace_folder(Path(self.target), self.final)
+        except OSError as error:
+            raise cannot_write(self.location, error) from None
 
     def discard(self):
         """Remove the temporary store (a local one; a URL's is left, refused as incomplete)."""
@@ -423,6 +433,12 @@ class StoreWriter:
             import shutil
 
             shutil.rmtree(self.target, ignore_errors=True)
+
+
+def cannot_write(location, error):
+    """LogregError naming the store for an OSError while writing it (no permission, disk
+    full, the folder gone): one line, the store's own name (not its temporary folder's)."""
+    return LogregError(f"{location}: cannot write ({error.strerror or _first_line(error)})")
 
 
 def create_group(zarr, target, m, n):
@@ -645,7 +661,10 @@ def _decode_on_workers(client, writer, paths, labels, size, bounds, on_error, on
     finished = False
     try:
         for (start, stop), future in zip(bounds, futures):
-            valid, failures = future.result()
+            try:
+                valid, failures = future.result()
+            except OSError as error:  # the worker could not write its chunk
+                raise cannot_write(writer.location, error) from None
             for offset, problem in failures:
                 on_error(ImageError(paths[start + offset], problem))
             if on_image is not None:
