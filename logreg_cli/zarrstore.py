@@ -258,7 +258,7 @@ def open_store(location):
     zarr = open_zarr(location)
     where = store_location(location)
     try:
-        group = open_group(zarr, where, "r")
+        group = open_group(zarr, _reading_store(zarr, where), "r")
     except (FileNotFoundError, zarr.errors.NodeTypeValidationError) as error:
         raise ModelFileError(f"{where}: not a Zarr v3 feature store ({_first_line(error)})") \
             from None
@@ -276,6 +276,51 @@ def open_store(location):
         raise ModelFileError(f"{where}: not a logreg feature store (its metadata does not say "
                              f"format {STORE_FORMAT!r})")
     return FeatureStore(where, group)
+
+
+def _reading_store(zarr, where):
+    """What zarr reads the store at where through: for a local folder, a StrictLocalStore
+    pinned to the folder itself (/proc/self/fd/N on Linux), so that a store renamed over it
+    meanwhile (`logreg flatten -o` again) is not mixed into the rows being read, and a chunk
+    file gone (deleted, or the old store removed) is an error, not rows of zeros; a URL as
+    it is (zarr's fsspec store)."""
+    folder = local_path(where)
+    if folder is None:
+        return where
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return where  # not a folder, or unreadable: open_group says which, by name
+    pinned = Path(f"/proc/self/fd/{descriptor}")
+    if not pinned.is_dir():  # no /proc: read by name
+        os.close(descriptor)
+        pinned, descriptor = folder, None
+    store = _strict_store_class(zarr)(pinned, read_only=True)
+    store.descriptor = descriptor  # closed with the store (weakref.finalize)
+    if descriptor is not None:
+        import weakref
+
+        weakref.finalize(store, os.close, descriptor)
+    return store
+
+
+_STRICT_STORE = []  # the class, made once zarr is imported
+
+
+def _strict_store_class(zarr):
+    """zarr's LocalStore, but a chunk file that is not there raises FileNotFoundError:
+    zarr reads a missing chunk as its fill value (zeros, labels 0, rows not valid)."""
+    if not _STRICT_STORE:
+        class StrictLocalStore(zarr.storage.LocalStore):
+            async def get(self, key, prototype=None, byte_range=None):
+                value = await super().get(key, prototype, byte_range)
+                if value is None and "/c/" in f"/{key}" and not key.endswith("zarr.json"):
+                    raise FileNotFoundError(f"chunk file {key} missing (the store was "
+                                            "deleted or replaced while being read)")
+                return value
+
+        _STRICT_STORE.append(StrictLocalStore)
+    return _STRICT_STORE[0]
 
 
 def open_group(zarr, where, mode):
