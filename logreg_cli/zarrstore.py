@@ -257,14 +257,15 @@ def open_store(location):
     """
     zarr = open_zarr(location)
     where = store_location(location)
+    reading = _reading_store(zarr, where)
     try:
-        group = open_group(zarr, _reading_store(zarr, where), "r")
+        group = open_group(zarr, reading, "r")
     except (FileNotFoundError, zarr.errors.NodeTypeValidationError) as error:
-        raise ModelFileError(f"{where}: not a Zarr v3 feature store ({_first_line(error)})") \
-            from None
+        raise ModelFileError(f"{where}: not a Zarr v3 feature store "
+                             f"({_cause(error, reading, where)})") from None
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ModelFileError(f"{where}: not a readable Zarr store ({_first_line(error)})") \
-            from None
+        raise ModelFileError(f"{where}: not a readable Zarr store "
+                             f"({_cause(error, reading, where)})") from None
     attributes = group.attrs
     if attributes.get(COMPLETE) is not True:
         have = sorted(name for name in ARRAY_NAMES if name in _members(group))
@@ -302,6 +303,18 @@ def _reading_store(zarr, where):
 
         weakref.finalize(store, os.close, descriptor)
     return store
+
+
+def _cause(error, reading, where):
+    """zarr's message for a store it could not open, naming the store as the user did (not
+    the pinned /proc/self/fd/N folder); a Zarr v2 store is said to be one."""
+    text = _first_line(error)
+    if not isinstance(reading, str):
+        text = text.replace(repr(reading), repr(where)).replace(f"file://{reading.root}", where)
+    folder = local_path(where)
+    if folder is not None and (folder / ".zgroup").is_file():
+        return "a Zarr v2 store: logreg reads the Zarr v3 stores `logreg flatten` writes"
+    return text
 
 
 _STRICT_STORE = []  # the class, made once zarr is imported
