@@ -79,8 +79,8 @@ def test_a_scheduler_killed_mid_training_is_one_line_exit_2_and_no_model(tmp_pat
             announced = stderr_until(train, "training on")
             time.sleep(1)  # epochs under way
             scheduler.kill()
-            stderr = train.stderr.read()
-            assert train.wait(timeout=60) == 2
+            stderr = train.communicate(timeout=60)[1]
+            assert train.returncode == 2
         finally:
             train.kill()
             train.wait()
@@ -88,3 +88,87 @@ def test_a_scheduler_killed_mid_training_is_one_line_exit_2_and_no_model(tmp_pat
     assert stderr == (f"Error: --scheduler: lost the scheduler at {address} (it stopped or "
                       "cannot be reached)\n")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["f.npz", "scheduler.json"]
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """1200 small PNGs in two classes: at --size 128x128 a store chunk holds about 400
+    rows, so a flatten on the cluster is three tasks that take a few seconds."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("probedask") / "images"
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (folder / name).mkdir(parents=True)
+        for index in range(600):
+            Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(
+                folder / name / f"{index:04d}.png")
+    return folder
+
+
+def leftovers(folder):
+    return sorted(path.name for path in Path(folder).iterdir() if "zarr" in path.name)
+
+
+def test_flatten_on_a_scheduler_with_no_worker_is_one_line_not_a_hang(image_folder, tmp_path):
+    with scheduler_and_workers(tmp_path, workers=0) as (address, _):
+        done = subprocess.run(
+            logreg_command("flatten", image_folder, "-o", "x.zarr", "--size", "8x8",
+                           "--scheduler", address),
+            capture_output=True, text=True, env=subprocess_env(), timeout=60, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == "Error: --scheduler: no worker joined the scheduler within 5 s\n"
+    assert leftovers(tmp_path) == []
+
+
+def test_flatten_with_a_relative_output_on_workers_started_in_another_folder(image_folder,
+                                                                             tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with scheduler_and_workers(tmp_path, worker_cwd=elsewhere) as (address, _):
+        done = subprocess.run(
+            logreg_command("flatten", image_folder, "-o", "x.zarr", "--size", "8x8",
+                           "--scheduler", address),
+            capture_output=True, text=True, env=subprocess_env(), timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == f"wrote 1200 images x 192 features to x.zarr\n"
+    assert leftovers(tmp_path) == ["x.zarr"] and list(elsewhere.iterdir()) == []
+    import logreg_cli
+
+    assert logreg_cli.evaluate(logreg_cli.train(tmp_path / "x.zarr", epochs=1),
+                               tmp_path / "x.zarr")["images"] == 1200
+
+
+@pytest.mark.parametrize("killed", ["scheduler", "every worker"])
+def test_flatten_losing_its_cluster_is_one_line_exit_2_and_no_store(image_folder, tmp_path,
+                                                                    killed):
+    with scheduler_and_workers(tmp_path) as (address, scheduler):
+        flatten = subprocess.Popen(
+            logreg_command("flatten", image_folder, "-o", "x.zarr", "--size", "128x128",
+                           "--scheduler", address),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=subprocess_env(),
+            text=True, cwd=tmp_path)
+        try:
+            deadline = time.monotonic() + 60
+            while not any(path.name.endswith(".tmp") for path in tmp_path.iterdir()):
+                assert flatten.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            import psutil
+
+            victims = ([scheduler] if killed == "scheduler" else
+                       [psutil.Process(child.pid) for child in
+                        psutil.Process(scheduler.pid).parent().children()
+                        if "worker" in child.cmdline()])
+            for victim in victims:
+                victim.kill()
+            stderr = flatten.communicate(timeout=60)[1]
+            assert flatten.returncode == 2
+        finally:
+            flatten.kill()
+            flatten.wait()
+    expected = (f"Error: --scheduler: lost the scheduler at {address} (it stopped or cannot "
+                "be reached)\n" if killed == "scheduler" else
+                "Error: --scheduler: no worker joined the scheduler within 5 s\n")
+    assert stderr == expected
+    assert leftovers(tmp_path) == []
