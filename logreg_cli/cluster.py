@@ -152,6 +152,9 @@ def _address_in(path):
     import json
 
     path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO or device would block or never end
+        raise OptionError(f"--scheduler-file {path}: not a regular file (a scheduler file "
+                          "is the JSON a scheduler writes)")
     try:
         address = json.loads(path.read_text()).get("address")
     except FileNotFoundError:
