@@ -152,6 +152,9 @@ def _address_in(path):
     import json
 
     path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO or device would block or never end
+        raise OptionError(f"--scheduler-file {path}: not a regular file (a scheduler file "
+                          "is the JSON a scheduler writes)")
     try:
         address = json.loads(path.read_text()).get("address")
     except FileNotFoundError:
@@ -171,11 +174,20 @@ def _first_line(error):
 
 @contextmanager
 def _quiet_logs():
-    """distributed's loggers at QUIET_LOG_LEVEL for the block, then as they were."""
-    logger = logging.getLogger("distributed")
-    level = logger.level
-    logger.setLevel(QUIET_LOG_LEVEL)
+    """The loggers of distributed and of what it runs on (tornado, asyncio) at
+    QUIET_LOG_LEVEL for the block, then as they were. distributed gives some of its own
+    loggers a level of their own (distributed.client: warning), which the parent's level
+    does not override, so each is set."""
+    families = ("distributed", "tornado", "asyncio")
+    loggers = [logging.getLogger(name) for name in families] + [
+        logger for name, logger in list(logging.Logger.manager.loggerDict.items())
+        if isinstance(logger, logging.Logger) and logger.level != logging.NOTSET
+        and name.startswith(tuple(f"{family}." for family in families))]
+    levels = [(logger, logger.level) for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(QUIET_LOG_LEVEL)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in levels:
+            logger.setLevel(level)

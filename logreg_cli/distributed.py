@@ -323,12 +323,37 @@ def worker_addresses(client):
     after cluster.CONNECT_TIMEOUT seconds."""
     from .cluster import CONNECT_TIMEOUT
 
+    check_scheduler(client)
     try:
         client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
     except (TimeoutError, OSError):
+        check_scheduler(client)
         raise LogregError(f"--scheduler: no worker joined the scheduler within "
                           f"{CONNECT_TIMEOUT} s") from None
     return sorted(client.scheduler_info(n_workers=-1)["workers"])
+
+
+def check_scheduler(client):
+    """Raise LogregError when the client has lost its scheduler (killed, or its machine
+    gone): distributed closes such a client only after trying to reconnect for a while,
+    so a tcp:// scheduler that refuses connections counts as lost at once."""
+    import socket
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    address = client.scheduler.address
+    lost = client.status not in ("running", "connecting", "newly-created")
+    protocol, location = parse_address(address)
+    if not lost and protocol == "tcp":
+        try:
+            socket.create_connection(parse_host_port(location), timeout=1).close()
+        except ConnectionRefusedError:
+            lost = True
+        except OSError:
+            pass  # slow or unreachable for now: distributed's own timeouts decide
+    if lost:
+        raise LogregError(f"--scheduler: lost the scheduler at {address} (it stopped or "
+                          "cannot be reached)")
 
 
 def shard_bounds(m, parts):

@@ -703,26 +703,31 @@ def _decode_on_workers(client, writer, paths, labels, size, bounds, on_error, on
     """Yield each chunk's valid flags, in order, decoded and written by a worker (one task
     per chunk); each chunk's failures go to on_error in path order as its turn comes.
 
-    When this stops early (--strict, Ctrl-C), the tasks not yet started are told to do
-    nothing (a Dask Event) and the running ones are waited for, so that none writes into
-    the store after the caller has removed it (a cancelled Dask task still runs to its end).
+    The store goes to the workers by its absolute path (they need not share this cwd).
+    No worker (none joined, or all lost) or a lost scheduler is a LogregError in one line
+    after cluster.CONNECT_TIMEOUT seconds, never a hang; a chunk that fails on its workers
+    is one too. When this stops early (--strict, Ctrl-C, an error), the tasks not yet
+    started are told to do nothing (a Dask Event) and the running ones are waited for, so
+    that none writes into the store after the caller has removed it (a cancelled Dask task
+    still runs to its end).
     """
     import distributed
 
+    from .distributed import worker_addresses
     from .errors import ImageError
 
+    worker_addresses(client)
+    target = writer.target if writer.final is None else os.path.abspath(writer.target)
     abort = distributed.Event(f"logreg-flatten-abort-{os.urandom(8).hex()}", client=client)
-    futures = [client.submit(decode_into_store, writer.target, start,
+    futures = [client.submit(decode_into_store, target, start,
                              [os.path.abspath(path) for path in paths[start:stop]],
                              labels[start:stop], size, abort.name, pure=False)
                for start, stop in bounds]
     finished = False
     try:
         for (start, stop), future in zip(bounds, futures):
-            try:
-                valid, failures = future.result()
-            except OSError as error:  # the worker could not write its chunk
-                raise cannot_write(writer.location, error) from None
+            valid, failures = _chunk_result(client, future, paths[start], paths[stop - 1],
+                                            writer.location)
             for offset, problem in failures:
                 on_error(ImageError(paths[start + offset], problem))
             if on_image is not None:
@@ -732,9 +737,59 @@ def _decode_on_workers(client, writer, paths, labels, size, bounds, on_error, on
         finished = True
     finally:
         if not finished:
-            abort.set()
-            distributed.wait(futures)
-            abort.clear()
+            _stop_chunks(client, abort, futures)
+
+
+def _chunk_result(client, future, first_path, last_path, location):
+    """A decode_into_store task's result, waited for while the scheduler and at least one
+    worker are there; LogregError in one line when they are not, when the worker could not
+    write the store at location (cannot_write), or when the task failed on its workers (the
+    LogregErrors it raised itself pass through)."""
+    from concurrent.futures import CancelledError
+
+    from distributed import TimeoutError
+    from distributed.scheduler import KilledWorker
+
+    from .cluster import CONNECT_TIMEOUT
+    from .distributed import check_scheduler, worker_addresses
+
+    while True:
+        try:
+            return future.result(timeout=CONNECT_TIMEOUT)
+        except TimeoutError:
+            worker_addresses(client)  # raises when the scheduler or every worker is gone
+        except LogregError:
+            raise
+        except (OSError, RuntimeError, KilledWorker, CancelledError) as error:
+            check_scheduler(client)
+            if isinstance(error, OSError) and error.strerror:  # the worker could not write
+                raise cannot_write(location, error) from None
+            raise LogregError(f"--scheduler: the images {first_path} .. {last_path} could "
+                              f"not be decoded into the store on a worker "
+                              f"({_first_line(error)})") from None
+
+
+def _stop_chunks(client, abort, futures):
+    """Tell the chunks not started to do nothing and wait for the running ones while a
+    worker is there to run them; then drop them all. A scheduler or workers gone leave
+    nothing running that could still write."""
+    import distributed
+
+    from .cluster import CONNECT_TIMEOUT
+    from .distributed import worker_addresses
+
+    try:
+        abort.set()
+        while True:
+            try:
+                distributed.wait(futures, timeout=CONNECT_TIMEOUT)
+                break
+            except distributed.TimeoutError:
+                worker_addresses(client)
+        client.cancel(futures)
+        abort.clear()
+    except (OSError, LogregError):
+        pass
 
 
 def decode_into_store(target, start, paths, labels, size, abort_event=None):
