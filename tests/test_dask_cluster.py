@@ -55,6 +55,14 @@ def dask_processes(folder, workers=2):
     worker again), as users start them; yields (address, scheduler file) once every worker
     has joined. Processes, not a LocalCluster in the test process: that would leave
     multiprocessing's resource tracker running under pytest."""
+    with dask_cluster(folder, workers) as (address, scheduler_file, _):
+        yield address, scheduler_file
+
+
+@contextmanager
+def dask_cluster(folder, workers=2, worker_cwd=None):
+    """dask_processes, yielding (address, scheduler file, scheduler process), with the
+    workers started in worker_cwd (by default this one); workers may be 0."""
     import distributed
 
     scheduler_file = Path(folder) / "scheduler.json"
@@ -70,10 +78,12 @@ def dask_processes(folder, workers=2):
             started.append(subprocess.Popen(
                 dask_command("worker", address, "--nthreads", "1", "--host", "127.0.0.1",
                              "--no-dashboard"),
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
-        with distributed.Client(address, timeout=30, set_as_default=False) as client:
-            client.wait_for_workers(workers, timeout=60)  # train shards over those it finds
-        yield address, scheduler_file
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                cwd=worker_cwd))
+        if workers:
+            with distributed.Client(address, timeout=30, set_as_default=False) as client:
+                client.wait_for_workers(workers, timeout=60)  # train shards over those it finds
+        yield address, scheduler_file, started[0]
     finally:  # SIGKILL: a graceful close takes seconds; a nanny's worker exits with it
         for process in started:
             process.kill()

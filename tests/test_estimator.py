@@ -18,7 +18,6 @@ from sklearn.datasets import load_digits  # noqa: E402  (shipped inside scikit-l
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-import logreg_cli  # noqa: E402
 from logreg_cli import core, threads  # noqa: E402
 from logreg_cli.features import scale_pixels  # noqa: E402
 from logreg_cli.cli import cli  # noqa: E402

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from logreg_cli import api, core, training
+from logreg_cli import api, core
 from logreg_cli.features import RowBlocks, scale_pixels
 from logreg_cli.threads import choose_threads, usable_cores
 

@@ -3,7 +3,6 @@
 folder, a scheduler file that is a FIFO. Each must end in one line on stderr, exit 2, no
 hang, nothing of distributed's logging, and no file left behind."""
 
-import json
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 pytest.importorskip("distributed", reason="the dask extra is not installed "
                                           "(pip install 'logreg-cli[dask]')")
 
-from test_dask_cluster import dask_command, free_port, wait_for_file  # noqa: E402
+from test_dask_cluster import dask_cluster  # noqa: E402
 from test_dask_training import write_features  # noqa: E402
 from tiny_models import logreg_command, subprocess_env  # noqa: E402
 
@@ -27,31 +26,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process h
 def scheduler_and_workers(folder, workers=2, worker_cwd=None):
     """A `dask scheduler` on 127.0.0.1 and `workers` one-thread `dask worker` processes
     (started in worker_cwd); yields (address, scheduler process) once they have joined."""
-    import distributed
-
-    scheduler_file = Path(folder) / "scheduler.json"
-    env = subprocess_env()
-    started = [subprocess.Popen(
-        dask_command("scheduler", "--host", "127.0.0.1", "--port", free_port(),
-                     "--no-dashboard", "--scheduler-file", scheduler_file),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)]
-    try:
-        wait_for_file(scheduler_file, started[0])
-        address = json.loads(scheduler_file.read_text())["address"]
-        for _ in range(workers):
-            started.append(subprocess.Popen(
-                dask_command("worker", address, "--nthreads", "1", "--host", "127.0.0.1",
-                             "--no-dashboard"),
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                cwd=worker_cwd))
-        if workers:
-            with distributed.Client(address, timeout=30, set_as_default=False) as client:
-                client.wait_for_workers(workers, timeout=60)
-        yield address, started[0]
-    finally:
-        for process in started:
-            process.kill()
-            process.wait()
+    with dask_cluster(folder, workers, worker_cwd) as (address, _, scheduler):
+        yield address, scheduler
 
 
 def stderr_until(process, text, seconds=60):
@@ -132,7 +108,7 @@ def test_flatten_with_a_relative_output_on_workers_started_in_another_folder(ima
                            "--scheduler", address),
             capture_output=True, text=True, env=subprocess_env(), timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stderr == f"wrote 1200 images x 192 features to x.zarr\n"
+    assert done.stderr == "wrote 1200 images x 192 features to x.zarr\n"
     assert leftovers(tmp_path) == ["x.zarr"] and list(elsewhere.iterdir()) == []
     import logreg_cli
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from logreg_cli import core, training
+from logreg_cli import core
 from logreg_cli.features import RowBlocks, open_feature_file, scale_pixels
 from logreg_cli.cli import cli
 from logreg_cli.dataset import Dataset, save_features
