@@ -976,7 +976,9 @@ def flatten(data, output, size, jobs, strict, quiet, scheduler, scheduler_file):
             check_outputs([("--output", local_path(output))])
         return flatten_store(data, output, size, jobs, strict, quiet, scheduler,
                              scheduler_file)
-    if scheduler is not None or scheduler_file is not None:
+    from .cluster import wanted
+
+    if wanted(scheduler, scheduler_file):
         option = "--scheduler" if scheduler is not None else "--scheduler-file"
         raise click.UsageError(f"{option}: {output}: decoding on a cluster writes a Zarr "
                                "store; name one with -o NAME.zarr")

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import extras
-from .errors import OptionError
+from .errors import OptionError, first_line
 
 # Seconds to wait for a scheduler's answer before giving up (an unreachable address is
 # one line and exit 2 after this long, not a hang).
@@ -29,6 +29,13 @@ QUIET_LOG_LEVEL = logging.CRITICAL
 def wanted(scheduler, scheduler_file):
     """True when --scheduler or --scheduler-file asks for a cluster."""
     return scheduler is not None or scheduler_file is not None
+
+
+def check_options(scheduler, scheduler_file):
+    """Raise OptionError when both --scheduler and --scheduler-file are given."""
+    if scheduler is not None and scheduler_file is not None:
+        raise OptionError("--scheduler and --scheduler-file cannot be used together; "
+                          "choose one")
 
 
 def option_name(scheduler, scheduler_file):
@@ -52,9 +59,7 @@ def connect(scheduler, scheduler_file=None, jobs=None):
     scheduler that cannot be reached within CONNECT_TIMEOUT seconds; LogregError when the
     dask extra is not installed (extras.require).
     """
-    if scheduler is not None and scheduler_file is not None:
-        raise OptionError("--scheduler and --scheduler-file cannot be used together; "
-                          "choose one")
+    check_options(scheduler, scheduler_file)
     if not wanted(scheduler, scheduler_file):
         raise OptionError("a cluster needs --scheduler ADDRESS or --scheduler-file FILE")
     needed_for = "--scheduler-file" if scheduler_file is not None else "--scheduler"
@@ -109,7 +114,7 @@ def _client(distributed, address, name):
                                     direct_to_workers=True)
     except (OSError, TimeoutError, ValueError) as error:
         raise OptionError(f"{name}: cannot reach the scheduler within {CONNECT_TIMEOUT} s "
-                          f"({_first_line(error)})") from None
+                          f"({first_line(error)})") from None
     try:
         yield client
     finally:
@@ -151,25 +156,24 @@ def _address_in(path):
     missing or not one."""
     import json
 
+    from .npzfile import open_regular_file
+
     path = Path(path)
-    if path.exists() and not path.is_file():  # a FIFO or device would block or never end
-        raise OptionError(f"--scheduler-file {path}: not a regular file (a scheduler file "
-                          "is the JSON a scheduler writes)")
-    try:
-        address = json.loads(path.read_text()).get("address")
+    try:  # a FIFO or device would block or never end: refused unread, by what it is
+        with open_regular_file(path, lambda kind: OptionError(f"--scheduler-file {path}: "
+                                                              f"{kind}"),
+                               "a scheduler file (the JSON a scheduler writes)") as file:
+            address = json.loads(file.read().decode("utf-8")).get("address")
+    except OptionError:
+        raise
     except FileNotFoundError:
         raise OptionError(f"--scheduler-file {path}: no such file") from None
     except (OSError, UnicodeDecodeError, ValueError, AttributeError) as error:
         raise OptionError(f"--scheduler-file {path}: not a scheduler file "
-                          f"({_first_line(error)})") from None
+                          f"({first_line(error)})") from None
     if not isinstance(address, str):
         raise OptionError(f"--scheduler-file {path}: not a scheduler file (no address)")
     return address
-
-
-def _first_line(error):
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
 
 
 @contextmanager

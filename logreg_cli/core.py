@@ -620,11 +620,17 @@ def fused_gradient(X, W32, b, y, sample_weight=None, threads=1):
     else:
         parts = (block_gradient(block, slice(start, start + len(block)))
                  for start, block in kernel_blocks(X))
-    total_cost, grad_W, grad_b = 0.0, np.zeros(W32.shape), np.zeros(len(b))
-    for cost, block_grad_W, block_grad_b in parts:
+    return add_partials(parts, W32.shape, len(b))
+
+
+def add_partials(parts, shape, c):
+    """(cost sum, X^T dZ, sum dZ) partials, added in the order given, in float64: the sums
+    of fused_gradient over its blocks, and of the distributed engine over its shards."""
+    total_cost, grad_W, grad_b = 0.0, np.zeros(shape), np.zeros(c)
+    for cost, part_W, part_b in parts:
         total_cost += cost
-        grad_W += block_grad_W
-        grad_b += block_grad_b
+        grad_W += part_W
+        grad_b += part_b
     return total_cost, grad_W, grad_b
 
 

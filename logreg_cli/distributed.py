@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import core
-from .errors import DataError, LogregError, OptionError
+from .errors import DataError, LogregError, OptionError, first_line
 from .features import FileRows, RowBlocks
 
 # The fewest rows per worker a mini-batch step must give: below this, a step's round trip
@@ -211,9 +211,7 @@ class DistributedRows:
             return
         same_weights = (sample_weight is None) == (self.sample_weight is None) and (
             sample_weight is None or np.array_equal(sample_weight, self.sample_weight))
-        # L-BFGS passes one sigmoid's labels as 0./1. targets (core.targets)
-        expected = core.targets(self.y, 1) if np.asarray(y).dtype.kind == "f" else self.y
-        same_labels = np.array_equal(expected, y)
+        same_labels = np.array_equal(self.y, y)
         if not (same_weights and same_labels):
             raise LogregError("the labels or image weights differ from those the workers "
                               "hold")
@@ -262,7 +260,7 @@ class DistributedRows:
 
     def _lost(self, index, error):
         return LogregError(f"--scheduler: shard {index} failed on worker {self.homes[index]} "
-                           f"({_first_line(error)})")
+                           f"({first_line(error)})")
 
     def fused_gradient(self, W32, b, y, sample_weight=None, rows=None):
         """The sums of core.fused_gradient over all rows (rows None) or over the sorted row
@@ -272,7 +270,7 @@ class DistributedRows:
             parts = self._call("gradient", W32, b)
         else:
             parts = self._call("gradient", W32, b, shard_args=self._split(rows))
-        return _add_in_order(parts, np.zeros(W32.shape), np.zeros(len(b)))
+        return core.add_partials(parts, W32.shape, len(b))
 
     def _split(self, rows):
         """Sorted row positions -> {shard: its local positions} for shards with any."""
@@ -286,22 +284,6 @@ class DistributedRows:
         parts = self._call("scores", W32, b)
         return np.concatenate(parts) if parts else np.zeros((0, W32.shape[1]))
 
-    def release(self):
-        """Let the workers drop their shards."""
-        self.client.cancel(self._tasks)
-        self.actors, self._tasks = [], []
-
-
-def _add_in_order(parts, grad_W, grad_b):
-    """(cost, grad_W, grad_b) partials added in shard order, in float64."""
-    total = 0.0
-    for cost, part_W, part_b in parts:
-        total += cost
-        grad_W += part_W
-        grad_b += part_b
-    return total, grad_W, grad_b
-
-
 def _result(task):
     """The result of a task that starts a ShardActor (the actor), its error in one line."""
     try:
@@ -309,13 +291,8 @@ def _result(task):
     except LogregError:
         raise
     except (OSError, RuntimeError) as error:
-        raise LogregError(f"--scheduler: a shard could not start ({_first_line(error)})") \
+        raise LogregError(f"--scheduler: a shard could not start ({first_line(error)})") \
             from None
-
-
-def _first_line(error):
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
 
 
 def worker_addresses(client):
@@ -371,8 +348,6 @@ NOT_A_STORE = ("--scheduler: {what} must be a feature file or Zarr store that th
 def check_data(data):
     """Before a cluster is started or joined: raise DataError when DATA does not exist and
     OptionError when it is not a feature file or store (arrays, an image folder)."""
-    import os
-
     from .dataset import is_feature_file, path_exists
 
     if not isinstance(data, (str, os.PathLike)):
@@ -455,9 +430,7 @@ def cluster_or_none(scheduler, scheduler_file, jobs, data=None):
     if not cluster.wanted(scheduler, scheduler_file):
         yield None
         return
-    if scheduler is not None and scheduler_file is not None:  # said before DATA is looked at
-        raise OptionError("--scheduler and --scheduler-file cannot be used together; "
-                          "choose one")
+    cluster.check_options(scheduler, scheduler_file)  # said before DATA is looked at
     if data is not None:
         check_data(data)
     with cluster.connect(scheduler, scheduler_file, jobs) as client:

@@ -60,3 +60,10 @@ class TrainingDiverged(LogregError):
         )
         self.epoch = epoch
         self.lr = lr
+
+
+def first_line(error):
+    """The first line of an exception's message (its type's name when it has none), for
+    one-line messages built from a library's errors."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import LogregError, ModelFileError
+from .errors import LogregError, ModelFileError, first_line
 
 STORE_FORMAT = "logreg-features"
 STORE_FORMAT_VERSION = 1
@@ -120,8 +120,7 @@ class FeatureStore:
         try:
             return self._arrays[name][selection]
         except (OSError, ValueError, KeyError, TypeError) as error:
-            cause = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise self._error(f"damaged store ({name}: {cause})") from None
+            raise self._error(f"damaged store ({name}: {first_line(error)})") from None
 
     def _size(self):
         size = self._read("size")
@@ -308,7 +307,7 @@ def _reading_store(zarr, where):
 def _cause(error, reading, where):
     """zarr's message for a store it could not open, naming the store as the user did (not
     the pinned /proc/self/fd/N folder); a Zarr v2 store is said to be one."""
-    text = _first_line(error)
+    text = first_line(error)
     if not isinstance(reading, str):
         text = text.replace(repr(reading), repr(where)).replace(f"file://{reading.root}", where)
     folder = local_path(where)
@@ -355,18 +354,13 @@ def _check_backend(url):
     except ImportError as error:
         raise _missing_backend(where, error) from None
     except ValueError as error:  # a protocol fsspec does not know
-        raise ModelFileError(f"{where}: not a writable Zarr store ({_first_line(error)})") \
+        raise ModelFileError(f"{where}: not a writable Zarr store ({first_line(error)})") \
             from None
 
 
 def _missing_backend(where, error):
-    return LogregError(f"{where}: cannot open this URL ({_first_line(error)}); its fsspec "
+    return LogregError(f"{where}: cannot open this URL ({first_line(error)}); its fsspec "
                        "backend is yours to install (e.g. pip install s3fs for s3://)")
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _members(group):
@@ -395,7 +389,7 @@ def _checked_arrays(where, group):
         except KeyError:
             missing.append(name)
         except (OSError, ValueError, TypeError) as error:  # its zarr.json is damaged
-            raise ModelFileError(f"{where}: damaged store ({name}: {_first_line(error)})") \
+            raise ModelFileError(f"{where}: damaged store ({name}: {first_line(error)})") \
                 from None
     if missing:
         raise ModelFileError(f"{where}: damaged store (missing {', '.join(missing)})")
@@ -426,7 +420,7 @@ def _check_every_chunk_stored(where, name, array):
     try:
         stored = array.nchunks_initialized
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ModelFileError(f"{where}: damaged store ({name}: {_first_line(error)})") from None
+        raise ModelFileError(f"{where}: damaged store ({name}: {first_line(error)})") from None
     if stored < array.nchunks:
         raise ModelFileError(f"{where}: damaged store ({name}: {array.nchunks - stored} of its "
                              f"{array.nchunks} chunk files missing); write it again with "
@@ -454,8 +448,8 @@ class StoreWriter:
     last. write_rows(start, X, y, valid) writes rows start.. (whole chunks, except the last).
     """
 
-    def __init__(self, location, m, n, zarr=None):
-        self.zarr = zarr or open_zarr(location)
+    def __init__(self, location, m, n):
+        self.zarr = open_zarr(location)
         self.location = store_location(location)
         self.m, self.n = int(m), int(n)
         self.chunk_rows = rows_per_chunk(n)
@@ -496,7 +490,7 @@ class StoreWriter:
 def cannot_write(location, error):
     """LogregError naming the store for an OSError while writing it (no permission, disk
     full, the folder gone): one line, the store's own name (not its temporary folder's)."""
-    return LogregError(f"{location}: cannot write ({error.strerror or _first_line(error)})")
+    return LogregError(f"{location}: cannot write ({error.strerror or first_line(error)})")
 
 
 def create_group(zarr, target, m, n):
@@ -766,7 +760,7 @@ def _chunk_result(client, future, first_path, last_path, location):
                 raise cannot_write(location, error) from None
             raise LogregError(f"--scheduler: the images {first_path} .. {last_path} could "
                               f"not be decoded into the store on a worker "
-                              f"({_first_line(error)})") from None
+                              f"({first_line(error)})") from None
 
 
 def _stop_chunks(client, abort, futures):

@@ -153,6 +153,8 @@ def test_flatten_losing_its_cluster_is_one_line_exit_2_and_no_store(image_folder
 @pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
 def test_a_scheduler_file_that_is_not_a_regular_file_is_refused_at_once(tmp_path, special):
     data = write_features(tmp_path / "f.npz", m=50)
+    kind = {"fifo": "a named pipe (FIFO)", "/dev/zero": "a character device (like /dev/zero)"}[
+        special]
     if special == "fifo":
         special = tmp_path / "scheduler.json"
         os.mkfifo(special)  # nothing ever writes it: reading it would wait for ever
@@ -160,6 +162,6 @@ def test_a_scheduler_file_that_is_not_a_regular_file_is_refused_at_once(tmp_path
         logreg_command("train", data, "--scheduler-file", special, "-m", tmp_path / "m.npz"),
         capture_output=True, text=True, env=subprocess_env(), timeout=30)
     assert done.returncode == 2
-    assert done.stderr == (f"Error: --scheduler-file {special}: not a regular file (a "
-                           "scheduler file is the JSON a scheduler writes)\n")
+    assert done.stderr == (f"Error: --scheduler-file {special}: {kind}, not a scheduler "
+                           "file (the JSON a scheduler writes)\n")
     assert not (tmp_path / "m.npz").exists()
