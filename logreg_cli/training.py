@@ -258,9 +258,8 @@ def _source(data, settings, size, load_folder, keep_on_disk=False):
             raise DataError(f"{data} holds {features.size[0]}x{features.size[1]} images; "
                             f"--size {settings['size'][0]}x{settings['size'][1]} cannot "
                             "change that")
-        streamed, note = choose_streaming(*features.X.shape, forced=settings["stream"])
-        if keep_on_disk:
-            streamed, note = True, "X is read by the workers"
+        streamed, note = (True, "X is read by the workers") if keep_on_disk else \
+            choose_streaming(*features.X.shape, forced=settings["stream"])
         return _Source(data, features.X, y, classes, features.paths, features.size,
                        features.metadata.get("source", ""), streamed, note, left_out=left_out)
     if settings["stream"]:
